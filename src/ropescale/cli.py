@@ -1,0 +1,285 @@
+"""The only place that reads argv and prints. One entry point; subcommands map to run_* functions.
+
+Each command is a config dataclass (config.py), a ``run_*(cfg) -> dict`` and a ``format_*(dict) -> str``.
+Flags are generated from the dataclass fields: a field's ``help`` is its --help text, nested dataclasses
+are flattened (so ``RopeScaling.factor`` is ``--factor``), bools get ``--x/--no-x``, lists are comma
+separated. ``--config FILE.json|.toml`` supplies defaults that flags override. A user error (ValueError
+and friends) prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config as C
+
+
+@dataclass(frozen=True)
+class Command:
+    config: type
+    run: str  # "module:function" returning a dict
+    format: str  # "module:function" turning that dict into text
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "extend": Command(
+        C.ExtendConfig,
+        "ropescale.models.extend:run_extend",
+        "ropescale.models.extend:format_extend",
+        "write a checkpoint whose config carries the RoPE scaling (stock transformers loads it scaled)",
+    ),
+    "inspect": Command(
+        C.InspectConfig,
+        "ropescale.models.inspect:run_inspect",
+        "ropescale.models.inspect:format_inspect",
+        "show a model's RoPE scaling per dimension and check the live rotary module matches its config",
+    ),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ----------------------------------------------------------------------------- dataclass -> flags
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else tp), True
+    return tp, False
+
+
+def _list_parser(item: type, name: str):
+    def parse(text: str) -> list:
+        try:
+            return [item(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {item.__name__} values, got {text!r}"
+            ) from None
+
+    parse.__name__ = f"list of {item.__name__}"
+    return parse
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optional_group: bool) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[f.name])
+        dest = prefix + f.name
+        if dataclasses.is_dataclass(tp):
+            _add_fields(parser, tp, dest + ".", optional_group or optional)
+            continue
+        helptext = f.metadata.get("help", "")
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        kwargs: dict[str, Any] = {"help": helptext, "dest": dest}
+        if optional_group:
+            kwargs["default"] = None  # "not given": the nested config stays None unless a flag is used
+        elif has_default:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            kwargs["default"] = default
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin in (list, tuple):
+            item = typing.get_args(tp)[0]
+            kwargs["type"] = _list_parser(item, f.name)
+            kwargs["metavar"] = "X,Y,..."
+        elif origin is typing.Literal:
+            kwargs["choices"] = typing.get_args(tp)
+        else:
+            kwargs["type"] = tp if tp in (int, float, str, Path) else str
+        if f.metadata.get("positional"):
+            kwargs.pop("dest")
+            parser.add_argument(dest, metavar=f.name.upper(), **kwargs)
+        else:
+            # required flags are checked after --config files are merged (see `parse`)
+            parser.add_argument(_flag(f), **kwargs)
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Instantiate `cls` from the flat argparse values (nested dataclasses from their prefixed keys)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[f.name])
+        key = prefix + f.name
+        if dataclasses.is_dataclass(tp):
+            sub = {k: v for k, v in values.items() if k.startswith(key + ".")}
+            if optional and all(v is None for v in sub.values()):
+                kwargs[f.name] = None
+                continue
+            sub = {k: v for k, v in sub.items() if v is not None}
+            kwargs[f.name] = _build(tp, sub, key + ".")
+        elif key in values:
+            value = values[key]
+            if isinstance(value, list) and typing.get_origin(tp) is tuple:
+                value = tuple(value)
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _file_defaults(path: str) -> dict[str, Any]:
+    """Flat {dest: value} from a JSON/TOML config file (nested tables become dotted keys)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config {path}: no such file")
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(p.read_text())
+        else:
+            data = json.loads(p.read_text())
+    except Exception as err:
+        raise ValueError(f"--config {path}: not valid {p.suffix.lstrip('.') or 'JSON'} ({err})") from None
+
+    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    return flat(data)
+
+
+def _dests(cls: type, prefix: str = "") -> dict[str, str]:
+    """Map each field's bare name, its flag name and its dotted path to the argparse dest."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            out.update(_dests(tp, prefix + f.name + "."))
+        else:
+            out[prefix + f.name] = prefix + f.name
+            out.setdefault(f.name, prefix + f.name)
+            out.setdefault(_flag(f).lstrip("-").replace("-", "_"), prefix + f.name)  # e.g. "method"
+    return out
+
+
+# ----------------------------------------------------------------------------- parser and main
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's subparser, by command name."""
+    from . import __version__
+
+    parser = _Parser(prog="ropescale", description="Extend the context window of RoPE language models.")
+    parser.add_argument("--version", action="version", version=f"ropescale {__version__}")
+    groups = {"": parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)}
+    leaves: dict[str, argparse.ArgumentParser] = {}
+    for name, cmd in COMMANDS.items():
+        *parents, leaf = name.split()
+        holder = ""
+        for part in parents:  # "eval ppl" -> `ropescale eval ppl`
+            key = f"{holder} {part}".strip()
+            if key not in groups:
+                group = groups[holder].add_parser(part, help=f"{part} commands")
+                groups[key] = group.add_subparsers(dest=f"_{key}", metavar="COMMAND", parser_class=_Parser)
+                groups[key].required = True
+            holder = key
+        sub = groups[holder].add_parser(leaf, help=cmd.help, description=cmd.help)
+        sub.add_argument("--config", metavar="FILE", help="JSON or TOML file of defaults (flags override it)")
+        _add_fields(sub, cmd.config, "", False)
+        sub.set_defaults(_command=name)
+        leaves[name] = sub
+    return parser, leaves
+
+
+def _resolve(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse(argv: list[str] | None = None) -> tuple[str, Any]:
+    """argv -> (command name, validated config). Raises ValueError for invalid values."""
+    parser, leaves = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help(sys.stderr)
+        raise SystemExit(2)
+    cmd = COMMANDS[args._command]
+    if args.config:  # the file's values become defaults; flags given on the command line still win
+        dests = _dests(cmd.config)
+        file_values = _file_defaults(args.config)
+        unknown = sorted(k for k in file_values if k not in dests)
+        if unknown:
+            raise ValueError(f"--config {args.config}: unknown keys {unknown}")
+        leaves[args._command].set_defaults(**{dests[k]: v for k, v in file_values.items()})
+        args = parser.parse_args(argv)
+    missing = [flag for dest, flag in _required(cmd.config).items() if getattr(args, dest, None) is None]
+    if missing:
+        leaves[args._command].error(f"the following arguments are required: {', '.join(missing)}")
+    return args._command, _build(cmd.config, vars(args))
+
+
+def _required(cls: type, prefix: str = "") -> dict[str, str]:
+    """{dest: flag} of the fields without a default (nested dataclasses included)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        tp, optional = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            if not optional:
+                out.update(_required(tp, prefix + f.name + "."))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            out[prefix + f.name] = f.name.upper() if f.metadata.get("positional") else _flag(f)
+    return out
+
+
+def _quiet_libraries() -> None:
+    """transformers' warnings are mostly noise for our users (ROPESCALE_DEBUG=1 keeps them)."""
+    if not os.environ.get("ROPESCALE_DEBUG"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            name, cfg = parse(argv)
+        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+            return int(exit_.code or 0)
+        cmd = COMMANDS[name]
+        _quiet_libraries()
+        result = _resolve(cmd.run)(cfg)
+        text = _resolve(cmd.format)(result)
+    except KeyboardInterrupt:
+        print("ropescale: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        if os.environ.get("ROPESCALE_DEBUG"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"ropescale: error: {message}", file=sys.stderr)
+        return 2
+    if text:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

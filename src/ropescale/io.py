@@ -1,0 +1,117 @@
+"""Writing outputs safely: atomic files and directories, result JSON with the environment recorded.
+
+A failed run must never leave a half-written result or replace a good one, so everything is written to a
+temporary sibling first and moved into place with an atomic rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def check_out_dir(out: Path, overwrite: bool, flag: str = "--out") -> None:
+    """Refuse an existing non-empty output directory unless overwriting was asked for."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{flag} {out} exists and is not empty; pass --overwrite to replace it")
+
+
+def check_out_file(out: Path, flag: str = "--out") -> None:
+    if out.exists() and out.is_dir():
+        raise ValueError(f"{flag} {out} is a directory; expected a file path")
+    if not out.parent.exists():
+        raise ValueError(f"{flag} {out}: directory {out.parent} does not exist")
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path, overwrite: bool = False, flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary directory next to `out`; on success it replaces `out`, on error it is removed."""
+    out = Path(out)
+    check_out_dir(out, overwrite, flag)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should look like any other directory
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, out)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move directory src to dst, replacing dst; the old dst is removed only after the swap."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def jsonable(obj: Any) -> Any:
+    """Dataclasses, paths, tuples, tensors and non-finite floats made JSON-safe (inf -> "inf")."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return jsonable(obj.tolist())
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
+
+
+def environment() -> dict[str, str]:
+    """Versions that a result depends on, recorded in every result file."""
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {
+        "ropescale": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu",
+        "torch_threads": str(torch.get_num_threads()),
+    }

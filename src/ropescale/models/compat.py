@@ -1,0 +1,143 @@
+"""Every place where ropescale touches transformers' internals that changed between versions.
+
+transformers 5.x keeps rope settings in ``config.rope_parameters`` (with ``rope_theta`` inside); 4.x used
+``config.rope_scaling`` plus a top-level ``config.rope_theta``, and ``torch_dtype=`` instead of ``dtype=``.
+Nothing outside this module reads those attributes directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from torch import nn
+
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, Any]:
+    """The from_pretrained / from_config keyword for the weights' dtype."""
+    return {"dtype": dtype} if TRANSFORMERS_MAJOR >= 5 else {"torch_dtype": dtype}
+
+
+def rope_parameters(config: Any) -> dict[str, Any] | None:
+    """A flat copy of the config's rope settings including ``rope_theta``; None for models without RoPE."""
+    params = getattr(config, "rope_parameters", None)
+    if params is None and TRANSFORMERS_MAJOR < 5:
+        theta = getattr(config, "rope_theta", None)
+        if theta is None:
+            return None
+        params = dict(getattr(config, "rope_scaling", None) or {"rope_type": "default"})
+        params["rope_theta"] = theta
+    if not params:
+        return None
+    params = copy.deepcopy(dict(params))
+    if "rope_type" not in params:
+        params["rope_type"] = params.pop("type", "default")
+    if "rope_theta" not in params:
+        return None
+    return params
+
+
+def is_nested_rope(config: Any) -> bool:
+    """True for models with one rope dict per layer type (e.g. sliding vs full attention)."""
+    params = getattr(config, "rope_parameters", None) or {}
+    return any(isinstance(v, dict) for v in params.values())
+
+
+def set_rope_parameters(config: Any, params: dict[str, Any], max_position_embeddings: int) -> None:
+    """Write rope settings (with ``rope_theta`` inside) and the window the way this version expects."""
+    params = copy.deepcopy(params)
+    # transformers lets a top-level original_max_position_embeddings (Phi-3 style, or written by us for
+    # llama.cpp) override the one in the rope dict: keep the two in agreement.
+    if "original_max_position_embeddings" in params:
+        config.original_max_position_embeddings = params["original_max_position_embeddings"]
+    elif hasattr(config, "original_max_position_embeddings"):
+        delattr(config, "original_max_position_embeddings")
+    if TRANSFORMERS_MAJOR >= 5:
+        config.rope_parameters = params
+    else:
+        config.rope_theta = params.pop("rope_theta")
+        config.rope_scaling = None if params.get("rope_type") == "default" else params
+    config.max_position_embeddings = int(max_position_embeddings)
+
+
+def rotary_dim(config: Any) -> int:
+    """The rotary dimension d: head_dim times partial_rotary_factor (from the config or its rope dict)."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    params = rope_parameters(config) or {}
+    partial = params.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) or 1.0
+    return int(head_dim * partial)
+
+
+def rotary_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(qualified name, module) of every rotary embedding: modules that own an ``inv_freq`` buffer."""
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if "inv_freq" in dict(module.named_buffers(recurse=False))
+    ]
+
+
+def rebuild_rotary(model: nn.Module) -> None:
+    """Re-create each rotary module from the (updated) config with transformers' own code, on the same
+    device. This is how a scaled config takes effect in a live model without reloading the weights."""
+    for name, module in rotary_modules(model):
+        device = module.inv_freq.device
+        fresh = type(module)(config=module.config).to(device)
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, fresh)
+
+
+def _touch(module: nn.Module, seq_len: int) -> None:
+    device = module.inv_freq.device
+    x = torch.zeros(1, 1, 1, device=device, dtype=torch.float32)
+    module(x, torch.tensor([[0, seq_len - 1]], device=device))
+
+
+def live_rotary(module: nn.Module, seq_len: int) -> tuple[torch.Tensor, float]:
+    """Run a rotary module's forward at ``seq_len`` (so dynamic methods update) and return the inverse
+    frequencies and attention factor it then holds. The module is reset first (see `reset_rotary`)."""
+    _touch(module, 1)
+    _touch(module, seq_len)
+    return module.inv_freq.detach().to("cpu", torch.float32).clone(), float(module.attention_scaling)
+
+
+def reset_rotary(model: nn.Module) -> None:
+    """Put dynamic rotary modules back in their short-sequence state. transformers' dynamic NTK keeps the
+    frequencies of the longest sequence seen so far until a sequence shorter than the original window
+    arrives, so without a reset a result would depend on the order in which lengths were evaluated."""
+    for _, module in rotary_modules(model):
+        _touch(module, 1)
+
+
+def strip_quantization(config: Any) -> Any:
+    """A plain copy of a config without the GGUF/bitsandbytes quantization entry (so it can be saved)."""
+    config = copy.deepcopy(config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    return config
+
+
+def legacy_rope_keys(config_json: Path) -> None:
+    """Also write the pre-5.x keys (``rope_scaling``, top-level ``rope_theta``) into a saved config.json, so
+    readers that predate ``rope_parameters`` (transformers 4.x, older vLLM, llama.cpp's converter) see the
+    scaling. transformers 5 prefers ``rope_scaling`` when both exist, so the two must agree; they do."""
+    data = json.loads(config_json.read_text())
+    params = data.get("rope_parameters")
+    if not isinstance(params, dict) or "rope_theta" not in params:
+        return
+    data["rope_theta"] = params["rope_theta"]
+    scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+    if scaling.get("rope_type", "default") != "default":
+        data["rope_scaling"] = scaling
+    else:
+        data.pop("rope_scaling", None)
+    if "original_max_position_embeddings" in scaling:  # llama.cpp's converter reads it at the top level
+        data["original_max_position_embeddings"] = scaling["original_max_position_embeddings"]
+    config_json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,70 @@
+"""`ropescale inspect`: the scaling a model carries, per dimension, and a check of the live module."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import InspectConfig
+from ..rope import dimension_table
+from . import compat
+from .export import serving_flags
+from .prepare import prepare_model
+from .scale import check_rotary, rope_state
+
+
+def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
+    model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
+    state = rope_state(model.config)
+    problems = check_rotary(model)
+    dims = dimension_table(state.rotary_dim, state.base, spec)
+    kinds = [d["kind"] for d in dims]
+    return {
+        "model": cfg.model,
+        "model_type": model.config.model_type,
+        "json": cfg.json,
+        "rope_type": compat.rope_parameters(model.config)["rope_type"],
+        "method": spec.rope_type,
+        "base": state.base,
+        "rotary_dim": state.rotary_dim,
+        "factor": spec.factor,
+        "original_window": spec.original_max_position_embeddings,
+        "new_window": spec.new_window,
+        "max_position_embeddings": model.config.max_position_embeddings,
+        "scaling": spec.to_dict(),
+        "rope_parameters": compat.rope_parameters(model.config),
+        "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
+        "dimensions": dims,
+        "live_check": {"ok": not problems, "problems": problems},
+        "serving": serving_flags(spec, state.base, state.rotary_dim),
+    }
+
+
+def format_inspect(r: dict[str, Any]) -> str:
+    if r["json"]:
+        return json.dumps({k: v for k, v in r.items() if k != "json"}, indent=2)
+    c = r["counts"]
+    lines = [
+        f"{r['model']} ({r['model_type']})",
+        f"  rope_type {r['rope_type']} (ropescale method {r['method']}), base {r['base']:g}, rotary dim "
+        f"{r['rotary_dim']}, factor {r['factor']:g}",
+        f"  window: original {r['original_window']} -> new {r['new_window']} "
+        f"(max_position_embeddings {r['max_position_embeddings']})",
+        f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
+        f"(divided by s), {c['blended']} blended",
+        "",
+        f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'ratio':>9}  kind          unseen angles at new window",
+    ]
+    for d in r["dimensions"]:
+        lines.append(
+            f"  {d['dim']:>3} {d['wavelength']:>12.1f} {d['scaled_wavelength']:>12.1f} {d['ratio']:>9.4f}  "
+            f"{d['kind']:<13} {'yes' if d['unseen_angles'] else ''}"
+        )
+    check = r["live_check"]
+    lines.append("")
+    lines.append("live rotary module matches the config: " + ("yes" if check["ok"] else "NO"))
+    lines += [f"  {p}" for p in check["problems"]]
+    lines.append(f"vLLM:      {r['serving']['vllm']['command']}")
+    lines.append(f"llama.cpp: {r['serving']['llama_cpp']['command']}")
+    lines += [f"  note: {n}" for k in ("vllm", "llama_cpp") for n in r["serving"][k]["notes"]]
+    return "\n".join(lines)
