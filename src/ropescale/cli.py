@@ -45,6 +45,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.models.inspect:format_inspect",
         "show a model's RoPE scaling per dimension and check the live rotary module matches its config",
     ),
+    "theory": Command(
+        C.TheoryConfig,
+        "ropescale.theory.report:run_theory",
+        "ropescale.theory.report:format_theory",
+        "the paper's interpolation vs extrapolation bounds measured on a model, and its Figures 2 and 5",
+    ),
 }
 
 
@@ -112,6 +118,8 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optiona
             kwargs["type"] = tp if tp in (int, float, str, Path) else str
         if f.metadata.get("positional"):
             kwargs.pop("dest")
+            if has_default:  # an optional positional (e.g. `theory [MODEL] --figures DIR`)
+                kwargs["nargs"] = "?"
             parser.add_argument(dest, metavar=f.name.upper(), **kwargs)
         else:
             # required flags are checked after --config files are merged (see `parse`)

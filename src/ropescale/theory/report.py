@@ -1,0 +1,215 @@
+"""`ropescale theory`: the paper's bounds measured on a model (per layer), and the paper's figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import io
+from ..config import RopeScaling, TheoryConfig
+from ..models import rope_state, scale_config
+from ..models.prepare import prepare_model
+from ..rope import base_inv_freq
+from .bounds import (
+    B_theta,
+    interpolation_bound_corrected_worst,
+    interpolation_bound_worst,
+    ratio_lower_bound,
+    ratio_lower_bound_corrected,
+    triangle_bound,
+)
+from .figures import write_figures
+from .generalised import regime, scaled_theta, windows
+from .model import capture_qk, layer_stats, sample_pairs
+
+
+def default_text() -> Path:
+    """Python's own textwrap.py: plain English prose and code, present wherever Python is."""
+    import textwrap
+
+    return Path(textwrap.__file__)
+
+
+def sample_ids(tokenizer: Any, path: Path, tokens: int) -> torch.Tensor:
+    """The first `tokens` tokens of a text file, (1, T)."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :tokens]
+    if ids.shape[1] < 2:
+        raise ValueError(f"--text {path}: fewer than 2 tokens")
+    return ids
+
+
+def analyse(model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, seed: int) -> dict[str, Any]:
+    """Per layer: max|h| over the sample's causal pairs, the Theorem 2.1 and Eq. 8 bounds at the new window,
+    and the measured range of a(s) with the method's frequencies inside [0, L) and beyond [L, L')."""
+    state = rope_state(model.config)
+    d, base = state.rotary_dim, state.base
+    orig, new = windows(spec)
+    theta, scaled = base_inv_freq(d, base), scaled_theta(d, base, spec)
+    beyond = torch.arange(orig, new)
+    b_plain = B_theta(beyond, theta).max().item() if new > orig else None
+    b_method = B_theta(beyond, scaled).max().item() if new > orig else None
+    layers = []
+    qk = capture_qk(model, input_ids)
+    idx = sample_pairs(input_ids.shape[1], pairs, seed)
+    for i, (q, k) in enumerate(qk):
+        if q.shape[-1] != d:
+            raise ValueError(f"head_dim {q.shape[-1]} != rotary dim {d}: partial RoPE is not supported here")
+        row = {"layer": i, **layer_stats(q, k, idx, theta, scaled, (orig, new))}
+        mh = row["max_abs_h"]
+        row["interpolation_bound"] = interpolation_bound_corrected_worst(d, base, mh)
+        row["interpolation_bound_paper"] = interpolation_bound_worst(d, base, mh)
+        row["extrapolation_bound"] = None if b_plain is None else 2 * mh * b_plain
+        row["method_abel_bound_beyond"] = None if b_method is None else 2 * mh * b_method
+        row["triangle_bound"] = triangle_bound(d, mh)
+        layers.append(row)
+    return {
+        "rotary_dim": d,
+        "base": base,
+        "scaling": spec.to_dict(),
+        **regime(d, base, spec),
+        "num_heads": qk[0][0].shape[0],
+        "num_kv_heads": qk[0][1].shape[0],
+        "tokens": int(input_ids.shape[1]),
+        "pairs": pairs,
+        "max_B_beyond": b_plain,
+        "paper_constant_ratio": interpolation_bound_worst(d, base, 1.0)
+        / interpolation_bound_corrected_worst(d, base, 1.0),
+        # extrapolation / interpolation bound at L' (max|h| cancels), with the corrected and paper constants
+        "ratio_at_new_window": None
+        if b_plain is None
+        else ratio_lower_bound_corrected(d, base) * b_plain / d,
+        "ratio_at_new_window_paper": None if b_plain is None else ratio_lower_bound(base) * b_plain / d,
+        "layers": layers,
+    }
+
+
+def model_report(cfg: TheoryConfig) -> dict[str, Any]:
+    """The model runs as it was trained (its own scaling, if any, and at most its window), so h_j are the
+    trained ones; the chosen scaling (`cfg.rope`, relative to the unscaled model) only changes the angles."""
+    path = cfg.text or default_text()
+    if not path.is_file():
+        raise FileNotFoundError(f"--text {path}: no such file")
+    model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
+    spec = own if cfg.rope is None else scale_config(copy.deepcopy(model.config), cfg.rope)
+    trained = own.new_window or model.config.max_position_embeddings
+    ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
+    return {"model": cfg.model, "text": str(path), **analyse(model, spec, ids, cfg.pairs, cfg.seed)}
+
+
+def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
+    for target, flag in ((cfg.figures, "--figures"), (cfg.out, "--out")):
+        if (
+            target is not None
+            and target.exists()
+            and not cfg.overwrite
+            and (flag == "--out" or any(target.iterdir()))
+        ):
+            raise ValueError(f"{flag} {target} exists; pass --overwrite to replace it")
+    if cfg.out is not None:
+        io.check_out_file(cfg.out)
+    result: dict[str, Any] = {"json": cfg.json, "config": io.jsonable(cfg), "environment": io.environment()}
+    if cfg.model is not None:
+        result["model_report"] = model_report(cfg)
+    if cfg.figures is not None:
+        extra = {"config": result["config"], "environment": result["environment"]}
+        result["figures"] = write_figures(
+            cfg.figures,
+            cfg.head_dim,
+            cfg.base,
+            cfg.window,
+            cfg.eps,
+            cfg.fit_dtype,
+            cfg.seed,
+            cfg.overwrite,
+            extra,
+        )
+    if cfg.out is not None:
+        io.write_json(cfg.out, {k: v for k, v in result.items() if k != "json"})
+    return result
+
+
+# ----------------------------------------------------------------------------- text output
+
+
+def _range(r: tuple[float, float] | None) -> str:
+    return "-" if r is None else f"[{r[0]:.3g}, {r[1]:.3g}]"
+
+
+def _opt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def format_model(r: dict[str, Any]) -> list[str]:
+    sc = r["scaling"]
+    orig, new = r["original_window"], r["new_window"]
+    lines = [
+        f"{r['model']}: rotary dim {r['rotary_dim']}, base {r['base']:g}, {r['num_heads']} heads / "
+        f"{r['num_kv_heads']} kv heads; method {sc['rope_type']}, factor {sc['factor']:g}: L = {orig} -> L' = {new}",
+    ]
+    if r["regime"] == "interpolation":
+        lines.append("  regime: interpolation (no dimension reaches an angle unseen in pre-training)")
+    else:
+        lines.append(
+            f"  regime: extrapolation ({len(r['unseen_dims'])} of {r['rotary_dim'] // 2} dimensions reach unseen "
+            f"angles, up to {r['max_effective_position_over_L']:.2f} L)"
+        )
+    lines += [
+        f"  q/k: first {r['tokens']} tokens of {r['text']}",
+        "  max|h|: over heads, frequencies and all position pairs n <= m of the sample",
+        "  Thm2.1 bd: max|h| S2 / 8 with S2 = sum theta_j^2, the worst case of Theorem 2.1 with the proof's own",
+        f"    constant (the paper's d max|h| / (32 ln c) is {r['paper_constant_ratio']:.3f}x that and does not "
+        "always hold)",
+        "  midpt dev: measured max |a(k + 1/2) - (a(k) + a(k+1))/2| over k < L, plain RoPE: what Thm 2.1 bounds",
+        f"  Eq.8 bd: 2 max|h| max B(s) over L <= s < L' (max B = {_opt(r['max_B_beyond'])}); ratio "
+        f"Eq.8 / Thm2.1 = {_opt(r['ratio_at_new_window'])} (paper constant: {_opt(r['ratio_at_new_window_paper'])})",
+        f"  a(s): range over {r['pairs']} sampled pairs x {r['num_heads']} heads at every integer s, with the "
+        "method's frequencies (before 1/sqrt(d) and any attention factor)",
+        "",
+        f"  {'layer':>5} {'max|h|':>8} {'Thm2.1 bd':>10} {'midpt dev':>10} {'Eq.8 bd':>9} "
+        f"{'a(s), s < L':>18} {'a(s), L <= s < L' + chr(39):>20}",
+    ]
+    for row in r["layers"]:
+        lines.append(
+            f"  {row['layer']:>5} {row['max_abs_h']:>8.3g} {row['interpolation_bound']:>10.3g} "
+            f"{row['midpoint_deviation']:>10.3g} {_opt(row['extrapolation_bound']):>9} "
+            f"{_range(row['score_inside']):>18} {_range(row['score_beyond']):>20}"
+        )
+    return lines
+
+
+def format_figures(f: dict[str, Any]) -> list[str]:
+    f2, f5 = f["figure2"], f["figure5"]
+    s5, s2 = f5["setting"], f2["setting"]
+    marks = ", ".join(f"{v:.2f} at {k}" for k, v in f5["B_over_d_at"].items())
+    it = f2["interpolation"]
+    return [
+        f"figures in {f['dir']} (d = {s5['head_dim']}, c = {s5['base']:g}, L = {s5['window']}):",
+        f"  figure5.png: B(s)/d = {marks}",
+        f"    min {f5['min_B_over_d']:.4f} at s = {f5['argmin_s']} on [0, 2L); bound ratio >= 64 ln c = "
+        f"{f5['ratio_lower_bound']:.2f} as in the paper (at the minimum of B(s)/d: {f5['ratio_at_min']:.2f}); "
+        f"with the corrected Theorem 2.1 constant >= 16 d / S2 = {f5['ratio_lower_bound_corrected']:.2f} "
+        f"({f5['ratio_at_min_corrected']:.2f})",
+        f"  figure2.png: fit ({s2['dtype']}, eps {s2['eps']:g}, seed {s2['seed']}; cond(X) = {f2['condition_number']:.2g}):"
+        f" max|a| {f2['max_abs_fit_inside']:.3g} on [0, L), {f2['max_abs_fit_beyond']:.3g} on [L, 2L), "
+        f"{f2['max_abs_fit_interpolated']:.3g} on the interpolation grid [25, 75)",
+        f"    rms residual {f2['rms_residual']:.3f} (targets N(0,1), max |y| {f2['max_abs_target']:.2f}); between "
+        f"integers max |a - a_linear| = {it['max_deviation_from_linear']:.3g}; Theorem 2.1 worst case with the "
+        f"fit's max|h| = {f2['max_abs_h']:.3g}: {it['theorem_bound_worst_corrected']:.3g} "
+        f"(paper constant {it['theorem_bound_worst_paper']:.3g})",
+    ]
+
+
+def format_theory(result: dict[str, Any]) -> str:
+    if result["json"]:
+        return json.dumps({k: v for k, v in result.items() if k != "json"}, indent=2)
+    lines: list[str] = []
+    if "model_report" in result:
+        lines += format_model(result["model_report"])
+    if "figures" in result:
+        lines += [""] * bool(lines) + format_figures(result["figures"])
+    return "\n".join(lines)
