@@ -59,6 +59,9 @@ def test_model_report_table(tiny_llama_dir, sample_text, capsys):
     assert "L = 64 -> L' = 256" in stdout and "regime: extrapolation" in stdout
     rows = [line.split() for line in stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["0", "1"]
+    code, stdout, _ = run(["theory", tiny_llama_dir, "--text", sample_text], capsys)  # the model's own: none
+    assert code == 0 and "no new positions (L' = L)" in stdout
+    assert all(line.split()[-1] == "-" for line in stdout.splitlines() if line.strip()[:1].isdigit())
 
 
 def test_figures_at_the_paper_setting(tmp_path, capsys):

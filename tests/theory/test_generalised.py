@@ -62,3 +62,8 @@ def test_unseen_flag_agrees_with_the_angles(spec):
         grew = row["new_max_angle"] > row["seen_max_angle"] * (1 + 1e-6)
         assert row["unseen_angles"] == (grew and not row["full_turn_in_pretraining"])
         assert row["effective_position"] == pytest.approx(L * row["new_max_angle"] / row["seen_max_angle"])
+
+
+def test_no_new_window_is_its_own_regime():
+    r = regime(D, BASE, RopeScaling("none", 1.0, L))
+    assert r["regime"] == "original" and r["unseen_dims"] == [] and r["new_window"] == L

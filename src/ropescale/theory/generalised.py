@@ -69,7 +69,7 @@ def angle_coverage(head_dim: int, base: float, spec: RopeScaling) -> list[dict[s
 def regime(head_dim: int, base: float, spec: RopeScaling) -> dict[str, Any]:
     """Which of the paper's two regimes a method is in at its new window: `interpolation` when no dimension
     reaches an angle unseen in pre-training (PI, YaRN, Llama 3), else `extrapolation` with the offending
-    dimensions and how far beyond L the worst one goes (in units of L)."""
+    dimensions and how far beyond L the worst one goes (in units of L); `original` when L' = L."""
     orig, new = windows(spec)
     rows = angle_coverage(head_dim, base, spec)
     unseen = [r["dim"] for r in rows if r["unseen_angles"]]
@@ -77,7 +77,7 @@ def regime(head_dim: int, base: float, spec: RopeScaling) -> dict[str, Any]:
     return {
         "original_window": orig,
         "new_window": new,
-        "regime": "extrapolation" if unseen else "interpolation",
+        "regime": "original" if new <= orig else "extrapolation" if unseen else "interpolation",
         "unseen_dims": unseen,
         "max_effective_position_over_L": None if worst is None else worst / orig,
     }

@@ -151,7 +151,11 @@ def format_model(r: dict[str, Any]) -> list[str]:
         f"{r['model']}: rotary dim {r['rotary_dim']}, base {r['base']:g}, {r['num_heads']} heads / "
         f"{r['num_kv_heads']} kv heads; method {sc['rope_type']}, factor {sc['factor']:g}: L = {orig} -> L' = {new}",
     ]
-    if r["regime"] == "interpolation":
+    if r["regime"] == "original":
+        lines.append(
+            "  regime: no new positions (L' = L); pass --method and --factor to analyse a longer window"
+        )
+    elif r["regime"] == "interpolation":
         lines.append("  regime: interpolation (no dimension reaches an angle unseen in pre-training)")
     else:
         lines.append(
