@@ -53,20 +53,14 @@ def analyse(model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, 
     beyond = torch.arange(orig, new)
     b_plain = B_theta(beyond, theta).max().item() if new > orig else None
     b_method = B_theta(beyond, scaled).max().item() if new > orig else None
-    layers = []
     qk = capture_qk(model, input_ids)
     idx = sample_pairs(input_ids.shape[1], pairs, seed)
+    layers = []
     for i, (q, k) in enumerate(qk):
         if q.shape[-1] != d:
             raise ValueError(f"head_dim {q.shape[-1]} != rotary dim {d}: partial RoPE is not supported here")
         row = {"layer": i, **layer_stats(q, k, idx, theta, scaled, (orig, new))}
-        mh = row["max_abs_h"]
-        row["interpolation_bound"] = interpolation_bound_corrected_worst(d, base, mh)
-        row["interpolation_bound_paper"] = interpolation_bound_worst(d, base, mh)
-        row["extrapolation_bound"] = None if b_plain is None else 2 * mh * b_plain
-        row["method_abel_bound_beyond"] = None if b_method is None else 2 * mh * b_method
-        row["triangle_bound"] = triangle_bound(d, mh)
-        layers.append(row)
+        layers.append({**row, **_bounds(d, base, row["max_abs_h"], b_plain, b_method)})
     return {
         "rotary_dim": d,
         "base": base,
@@ -77,14 +71,35 @@ def analyse(model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, 
         "tokens": int(input_ids.shape[1]),
         "pairs": pairs,
         "max_B_beyond": b_plain,
+        **_ratios(d, base, b_plain),
+        "layers": layers,
+    }
+
+
+def _opt_mul(x: float, y: float | None) -> float | None:
+    return None if y is None else x * y
+
+
+def _bounds(
+    d: int, base: float, max_h: float, b_plain: float | None, b_method: float | None
+) -> dict[str, Any]:
+    """One layer's bounds from its max|h| (b_*: max B(s) over [L, L') with plain / the method's theta)."""
+    return {
+        "interpolation_bound": interpolation_bound_corrected_worst(d, base, max_h),
+        "interpolation_bound_paper": interpolation_bound_worst(d, base, max_h),
+        "extrapolation_bound": _opt_mul(2 * max_h, b_plain),
+        "method_abel_bound_beyond": _opt_mul(2 * max_h, b_method),
+        "triangle_bound": triangle_bound(d, max_h),
+    }
+
+
+def _ratios(d: int, base: float, b_plain: float | None) -> dict[str, Any]:
+    """Extrapolation / interpolation bound at L' (max|h| cancels), with the corrected and paper constants."""
+    return {
         "paper_constant_ratio": interpolation_bound_worst(d, base, 1.0)
         / interpolation_bound_corrected_worst(d, base, 1.0),
-        # extrapolation / interpolation bound at L' (max|h| cancels), with the corrected and paper constants
-        "ratio_at_new_window": None
-        if b_plain is None
-        else ratio_lower_bound_corrected(d, base) * b_plain / d,
-        "ratio_at_new_window_paper": None if b_plain is None else ratio_lower_bound(base) * b_plain / d,
-        "layers": layers,
+        "ratio_at_new_window": _opt_mul(ratio_lower_bound_corrected(d, base) / d, b_plain),
+        "ratio_at_new_window_paper": _opt_mul(ratio_lower_bound(base) / d, b_plain),
     }
 
 
@@ -102,16 +117,12 @@ def model_report(cfg: TheoryConfig) -> dict[str, Any]:
 
 
 def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
-    for target, flag in ((cfg.figures, "--figures"), (cfg.out, "--out")):
-        if (
-            target is not None
-            and target.exists()
-            and not cfg.overwrite
-            and (flag == "--out" or any(target.iterdir()))
-        ):
-            raise ValueError(f"{flag} {target} exists; pass --overwrite to replace it")
+    if cfg.figures is not None:  # fail before the slow work, never replace a result silently
+        io.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     if cfg.out is not None:
         io.check_out_file(cfg.out)
+        if cfg.out.exists() and not cfg.overwrite:
+            raise ValueError(f"--out {cfg.out} exists; pass --overwrite to replace it")
     result: dict[str, Any] = {"json": cfg.json, "config": io.jsonable(cfg), "environment": io.environment()}
     if cfg.model is not None:
         result["model_report"] = model_report(cfg)
