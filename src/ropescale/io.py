@@ -41,15 +41,19 @@ def atomic_dir(out: Path, overwrite: bool = False, flag: str = "--out") -> Itera
     check_out_dir(out, overwrite, flag)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should look like any other directory
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any other directory
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_dir(tmp, out)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def replace_dir(src: Path, dst: Path) -> None:
@@ -69,6 +73,7 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
