@@ -45,6 +45,18 @@ COMMANDS: dict[str, Command] = {
         "ropescale.models.inspect:format_inspect",
         "show a model's RoPE scaling per dimension and check the live rotary module matches its config",
     ),
+    "pretrain": Command(
+        C.PretrainConfig,
+        "ropescale.train.run:run_pretrain",
+        "ropescale.train.run:format_train",
+        "train the built-in tiny LLaMA and its BPE tokenizer from scratch at a short window (CPU, minutes)",
+    ),
+    "train": Command(
+        C.TrainConfig,
+        "ropescale.train.run:run_train",
+        "ropescale.train.run:format_train",
+        "fine-tune a model on long sequences with scaled RoPE (the paper's recipe; torchrun for FSDP)",
+    ),
 }
 
 
