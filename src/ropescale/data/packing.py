@@ -187,8 +187,8 @@ def _pack_documents(request: DataRequest, tokenizer: Any, writers: dict[str, _Wr
         for text, ids in zip(batch, encoded, strict=False):
             split = "val" if is_validation(text, request.val_fraction) else "train"
             writers[split].stream(np.concatenate([np.asarray(ids, dtype=np.int64), eos]), request.seq_len)
-        if request.max_tokens is not None and writers["train"].tokens >= request.max_tokens:
-            return
+            if request.max_tokens is not None and writers["train"].tokens >= request.max_tokens:
+                return
 
 
 def summarize_example(tokenizer: Any, report: str, summary: str, seq_len: int, max_summary: int):
