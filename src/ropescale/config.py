@@ -257,6 +257,7 @@ class TrainOptions:
     beta2: float = knob(0.95, "AdamW beta2")
     max_grad_norm: float = knob(0.0, "clip the global gradient norm to this (0 = off; the paper states none)")
     activation_checkpointing: bool = knob(True, "recompute decoder layers in backward (less memory)")
+    checkpoint_every_n_layers: int = knob(1, "with activation checkpointing: recompute only every n-th layer")
     loss_chunk: int = knob(1024, "positions per chunk of output layer + cross-entropy (bounds logit memory)")
     save_every: int = knob(100, "write a resumable checkpoint every N steps (0 = never)")
     keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep")

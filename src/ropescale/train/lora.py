@@ -50,5 +50,6 @@ def merged(
         base = AutoModelForCausalLM.from_config(config)
     peft_model = get_peft_model(base, _lora_config(rank, alpha, targets))
     peft_model.to_empty(device="cpu")
+    peft_model.base_model.model.tie_weights()  # to_empty gives tied parameters separate storage
     peft_model.base_model.model.load_state_dict(state, strict=True)
     return peft_model.merge_and_unload()

@@ -57,7 +57,7 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.overwrite and d.main:
         _clear_out(Path(cfg.out))
     if cfg.activation_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
     if cfg.lora:
         from .lora import add_lora
 
@@ -85,7 +85,7 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     )
     lm = build_tiny(config, cfg.seed)
     if cfg.activation_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
     return _fit_and_save(cfg, lm, tokenizer, rope_state(lm.config).spec, d, resume_from, "pretrain")
 
 
@@ -220,6 +220,7 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command) -> dict[str
         "seq_len": seq_len,
         "batch_size": cfg.batch_size,
         "processes": d.world,
+        "rank": d.rank,
         "resumed_from": str(resume_from) if resume_from else None,
         "train_sequences": int(packed.meta["train_sequences"]),
         "val_sequences": int(packed.meta["val_sequences"]),
@@ -248,6 +249,7 @@ def _final_model(job: loop.Job, lm: Any, cfg: Any, state: dict[str, torch.Tensor
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
         model.to_empty(device="cpu")
+        model.tie_weights()  # to_empty gives tied parameters separate storage
         model.load_state_dict(state, strict=True)
     compat.rebuild_rotary(model)  # rotary buffers are not in the state dict
     return model
@@ -260,7 +262,7 @@ def _save_final(job: loop.Job, lm: Any, tokenizer: Any, cfg: Any, d: dist.Dist) 
     if d.main:
         model = _final_model(job, lm, cfg, state)
         if model.supports_gradient_checkpointing:
-            model.gradient_checkpointing_disable()
+            compat.set_activation_checkpointing(model, False)
         out = Path(cfg.out)
         tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
         try:
@@ -273,11 +275,12 @@ def _save_final(job: loop.Job, lm: Any, tokenizer: Any, cfg: Any, d: dist.Dist) 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         info["parameters"] = sum(p.numel() for p in model.parameters())
-    dist.barrier(d)
-    return info
+    return dist.broadcast(info, d)
 
 
 def format_train(r: dict[str, Any]) -> str:
+    if r.get("rank", 0) != 0:  # under torchrun, one summary (rank 0's) is enough
+        return ""
     s = r["scaling"]
     val = f"{r['val_loss']:.4f}" if r.get("val_loss") is not None else "n/a (no validation documents)"
     lines = [
