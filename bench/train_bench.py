@@ -163,7 +163,9 @@ def main() -> None:
     names = args.cases.split(",") if args.cases else [n for n in CASES if not (args.quick and "smollm2" in n)]
     results = {}
     for name in names:
-        results[name] = {impl: run_case(name, impl, args.steps, args.every_n) for impl in ("ropescale", "plain")}
+        results[name] = {
+            impl: run_case(name, impl, args.steps, args.every_n) for impl in ("ropescale", "plain")
+        }
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
     print(table(results))
     at4096 = results.get("smollm2-4096")

@@ -77,3 +77,10 @@ def test_bad_data_is_a_clear_error(tmp_path, case, message):
     (tmp_path / "x.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match=message):
         list(load_documents(spec))
+
+
+def test_unreachable_hub_dataset_is_a_clear_error(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(ValueError, match="could not load split 'train' from the hub or the local cache"):
+        list(load_documents("hf:no-such-org/no-such-dataset"))

@@ -37,7 +37,7 @@ def test_tied_output_layer_gets_both_gradients():
     torch.manual_seed(0)
     lm = LlamaForCausalLM(make(tie_word_embeddings=True))
     ids = torch.randint(0, 96, (2, 17))
-    total, count = CausalLMLoss(lm, chunk=5)(ids, ids)
+    total, _count = CausalLMLoss(lm, chunk=5)(ids, ids)
     total.backward()
     ours = lm.model.embed_tokens.weight.grad.clone()
     lm.zero_grad()

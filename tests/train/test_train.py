@@ -99,7 +99,7 @@ def test_summarize_task_trains_on_the_summary_only(tmp_path, tiny_base):
     tok = __import__("transformers").AutoTokenizer.from_pretrained(base)
     request = DataRequest(str(path), seq_len=128, val_fraction=0.0, task="summarize")
     packed = pack(request, tok, tmp_path / "sum" / ".cache")
-    ids, labels = BatchSampler(packed, 4, 0).next_batch()
+    _ids, labels = BatchSampler(packed, 4, 0).next_batch()
     assert ((labels != -100).sum(1) < 20).all()  # only the short summaries are scored
     want, _ = _plain_loop(base, RopeScaling("linear", 4.0), cfg, packed, 1)
     assert metrics(tmp_path / "sum")[0]["loss"] == pytest.approx(want[0], rel=2e-5)

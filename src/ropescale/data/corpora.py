@@ -6,8 +6,8 @@ A spec is one source or several joined by commas (``shakespeare,pystdlib``). A s
   - ``pystdlib``: the running Python's standard-library ``.py`` files, one document per file;
   - a ``.txt``/``.md`` file (one document), a ``.jsonl`` file (one record per line) or a ``.parquet`` file
     (one record per row, read in batches), or a directory of such files (recursively, sorted);
-  - ``hf:ORG/NAME`` or ``hf:ORG/NAME:CONFIG``: a `datasets` dataset (PG-19, proof-pile, ...), streamed
-    from the hub when reachable or read from the local cache.
+  - ``hf:ORG/NAME`` or ``hf:ORG/NAME:CONFIG``: a `datasets` dataset (PG-19, proof-pile, ...), from the
+    hub when reachable or else the local cache (memory-mapped, read row by row).
 The order is deterministic (sorted paths, file order), so a corpus always packs to the same sequences.
 """
 
@@ -157,17 +157,12 @@ def _hub(name: str, fields: tuple[str, ...], split: str) -> Iterator[dict[str, s
     except ImportError:
         raise ValueError(f"--data hf:{name} needs the datasets package (pip install datasets)") from None
     repo, _, config = name.partition(":")
-    try:
-        data = datasets.load_dataset(repo, config or None, split=split, streaming=True)
-        rows = iter(data)
-        first = next(rows, None)
+    try:  # not streaming: a downloaded dataset is memory-mapped Arrow, read lazily, and works offline
+        data = datasets.load_dataset(repo, config or None, split=split)
     except Exception as err:
         raise ValueError(
             f"--data hf:{name}: could not load split {split!r} from the hub or the local cache (offline?): "
             f"{type(err).__name__}"
         ) from err
-    if first is None:
-        return
-    yield _pick(first, fields, f"hf:{name}[0]")
-    for i, row in enumerate(rows, 1):
+    for i, row in enumerate(data):
         yield _pick(row, fields, f"hf:{name}[{i}]")
