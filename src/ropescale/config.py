@@ -244,9 +244,6 @@ class TrainOptions:
     passkey_fraction: float = knob(
         0.0, "fraction of training sequences that are passkey-format documents (random key and position)"
     )
-    copy_fraction: float = knob(
-        0.0, "fraction of training sequences that are random token spans each followed by a repeat"
-    )
     steps: int = knob(1000, "optimizer steps")
     batch_size: int = knob(64, "global batch in sequences (micro-batches x accumulation x processes)")
     micro_batch_size: int = knob(1, "sequences per forward/backward in each process")
@@ -287,12 +284,10 @@ class TrainOptions:
         _at_least(
             self, 0, "warmup_steps", "save_every", "eval_every", "weight_decay", "max_grad_norm", "seed"
         )
-        for name in ("val_fraction", "passkey_fraction", "copy_fraction", "warmup_start", "min_lr_ratio"):
+        for name in ("val_fraction", "passkey_fraction", "warmup_start", "min_lr_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
-        if self.passkey_fraction + self.copy_fraction > 1.0:
-            raise ValueError("--passkey-fraction plus --copy-fraction must be at most 1")
         if self.val_fraction >= 1.0:
             raise ValueError("--val-fraction must be < 1 (some documents must be left to train on)")
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -110,37 +110,3 @@ def test_passkey_fraction(tmp_path, bpe_tokenizer):
     assert ((labels == -100).any(1).numpy() <= is_passkey).all()  # only passkey rows have masked padding
     s = sampler.state
     assert s.items == 200 and s.epoch * len(packed.train) + s.cursor == 200 - is_passkey.sum()
-
-
-def _parse_repeats(seq: list[int]) -> list[int]:
-    """Split a sequence into spans each followed by its repeat (the tail may be cut); span lengths."""
-    spans, i = [], 0
-    while i < len(seq):
-        for n in range(1, len(seq) - i + 1):
-            second = seq[i + n : i + 2 * n]
-            if second == seq[i : i + len(second)] and (len(second) == n or i + n + len(second) == len(seq)):
-                break
-        spans.append(n)
-        i += 2 * n
-    return spans
-
-
-def test_copy_sequences_are_spans_followed_by_their_repeat():
-    from ropescale.data.copying import copy_sequence
-
-    rng = np.random.default_rng(0)
-    lengths = []
-    for _ in range(20):
-        seq = copy_sequence(rng, 256, 5, 2000)
-        assert seq.shape == (256,) and seq.min() >= 5 and seq.max() < 2000
-        spans = _parse_repeats(seq.tolist())
-        assert all(n >= 8 for n in spans[:-1])  # at least seq_len // 32 (the last may be cut)
-        lengths += spans[:-1]
-    assert max(lengths) > 64  # long-distance copies too
-
-
-def test_sampler_mixes_copy_sequences(packed):
-    sampler = BatchSampler(packed, batch_size=100, seed=0, copy_fraction=0.5, copy_tokens=(300, 400))
-    ids, labels = sampler.next_batch()
-    is_copy = (ids >= 300).all(1)
-    assert 0.35 < is_copy.float().mean() < 0.65 and torch.equal(ids, labels)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .copying import copy_sequence
 from .packing import Packed
 from .passkey import PasskeyMaker
 
@@ -45,14 +44,9 @@ class BatchSampler:
         seed: int = 0,
         passkey: PasskeyMaker | None = None,
         passkey_fraction: float = 0.0,
-        copy_fraction: float = 0.0,
-        copy_tokens: tuple[int, int] = (0, 1),
     ):
-        """`passkey_fraction` of the items are passkey documents from `passkey`, `copy_fraction` are copy
-        sequences over token ids in [copy_tokens[0], copy_tokens[1]), the rest packed corpus sequences."""
         self.packed, self.batch_size, self.seed = packed, batch_size, seed
         self.passkey, self.passkey_fraction = passkey, passkey_fraction
-        self.copy_fraction, self.copy_tokens = copy_fraction, copy_tokens
         self.state = SamplerState()
         self._perm: tuple[int, np.ndarray] | None = None
 
@@ -66,13 +60,9 @@ class BatchSampler:
         s = self.state
         rng = np.random.default_rng([self.seed, s.items, 7])  # per-item stream: no hidden state to save
         s.items += 1
-        draw = rng.random()
-        if self.passkey is not None and draw < self.passkey_fraction:
+        if self.passkey is not None and rng.random() < self.passkey_fraction:
             ids, mask = self.passkey.make(rng)
             return ids, to_labels(ids, mask)
-        if draw < self.passkey_fraction + self.copy_fraction:
-            ids = copy_sequence(rng, self.packed.seq_len, *self.copy_tokens)
-            return ids, ids.copy()
         if s.cursor >= len(self.packed.train):
             s.epoch, s.cursor = s.epoch + 1, 0
         index = int(self._permutation(s.epoch)[s.cursor])

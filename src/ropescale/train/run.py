@@ -152,11 +152,7 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
         )
     packed = _data(cfg, tokenizer, seq_len, d)
     maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len) if cfg.passkey_fraction > 0 else None
-    specials = [i for i in tokenizer.all_special_ids if i is not None]
-    copy_tokens = (max(specials, default=-1) + 1, len(tokenizer))
-    sampler = BatchSampler(
-        packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction, cfg.copy_fraction, copy_tokens
-    )
+    sampler = BatchSampler(packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction)
     root = CausalLMLoss(lm, cfg.loss_chunk)
     gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"  # fp32 weights, bf16 compute
     dist.shard(root, lm, d, torch.bfloat16 if gpu_bf16 and d.sharded else None)
@@ -173,7 +169,6 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
         "seq_len": seq_len,
         "batch_size": cfg.batch_size,
         "passkey_fraction": cfg.passkey_fraction,
-        "copy_fraction": cfg.copy_fraction,
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
     }
