@@ -313,7 +313,7 @@ class PretrainConfig(TrainOptions):
     passkey_fraction: float = knob(
         0.0, "fraction of training sequences that are passkey-format documents (random key and position)"
     )
-    steps: int = knob(600, "optimizer steps")
+    steps: int = knob(300, "optimizer steps")
     batch_size: int = knob(16, "global batch in sequences (micro-batches x accumulation x processes)")
     micro_batch_size: int = knob(16, "sequences per forward/backward in each process")
     lr: float = knob(2e-3, "peak learning rate")
@@ -326,7 +326,7 @@ class PretrainConfig(TrainOptions):
     vocab_size: int = knob(2048, "BPE vocabulary size (byte-level, digits split)")
     tokenizer_chars: int = knob(4_000_000, "characters of the corpus used to train the tokenizer")
     hidden_size: int = knob(256, "model width")
-    num_layers: int = knob(6, "decoder layers")
+    num_layers: int = knob(4, "decoder layers")
     num_heads: int = knob(4, "attention heads (head_dim = hidden / heads)")
     num_kv_heads: int = knob(2, "key/value heads (grouped-query attention)")
     intermediate_size: int = knob(688, "SwiGLU hidden size")
