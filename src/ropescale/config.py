@@ -262,7 +262,9 @@ class TrainOptions:
     save_every: int = knob(100, "write a resumable checkpoint every N steps (0 = never)")
     keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep")
     eval_every: int = knob(0, "validation loss every N steps (0 = only at the end)")
-    eval_batches: int = knob(4, "validation batches (of --batch-size sequences) per evaluation")
+    eval_sequences: int = knob(
+        16, "validation sequences per evaluation (the first of the held-out documents)"
+    )
     resume: bool = knob(False, "continue from the newest checkpoint in --out (same rope, data and batch)")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     seed: int = knob(0, "seed for initialisation, data order and passkey documents")
@@ -276,7 +278,8 @@ class TrainOptions:
             "steps",
             "batch_size",
             "micro_batch_size",
-            "eval_batches",
+            "eval_sequences",
+            "checkpoint_every_n_layers",
             "loss_chunk",
             "keep_checkpoints",
         )

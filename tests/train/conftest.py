@@ -42,7 +42,7 @@ def train_cfg(model, out, data, **kw) -> TrainConfig:
 
     base = dict(
         model=str(model), out=out, data=str(data), rope=RopeScaling("linear", 2.0), steps=3, batch_size=4,
-        micro_batch_size=2, lr=1e-3, warmup_steps=1, save_every=0, eval_batches=1,
+        micro_batch_size=2, lr=1e-3, warmup_steps=1, save_every=0, eval_sequences=4,
     )  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)

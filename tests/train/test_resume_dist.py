@@ -26,7 +26,7 @@ def _argv(cfg) -> list[str]:
         "train", cfg.model, "--data", cfg.data, "--out", str(cfg.out), "--method", cfg.rope.rope_type,
         "--factor", str(cfg.rope.factor), "--steps", str(cfg.steps), "--batch-size", str(cfg.batch_size),
         "--micro-batch-size", str(cfg.micro_batch_size), "--lr", str(cfg.lr), "--warmup-steps", "1",
-        "--save-every", str(cfg.save_every), "--eval-batches", "1", "--val-fraction", str(cfg.val_fraction),
+        "--save-every", str(cfg.save_every), "--eval-sequences", "4", "--val-fraction", str(cfg.val_fraction),
     ]  # fmt: skip
 
 
@@ -88,7 +88,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_base, 
         return (total * float("nan") if len(calls) > 4 else total), count  # step 3's first micro-batch
 
     monkeypatch.setattr(loss_module, "chunked_lm_loss", poisoned)
-    cfg = train_cfg(base, tmp_path / "nan", corpus, steps=5, save_every=1, eval_batches=1)
+    cfg = train_cfg(base, tmp_path / "nan", corpus, steps=5, save_every=1, eval_sequences=4)
     with pytest.raises(ValueError, match=r"loss is nan at step 3: .*step-0000002"):
         run_train(cfg)
     assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000001", "step-0000002"]

@@ -85,11 +85,11 @@ class BatchSampler:
 
 
 def validation_batches(
-    packed: Packed, batch_size: int, max_batches: int
+    packed: Packed, batch_size: int, max_sequences: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The first `max_batches` batches of validation sequences, in order (the same every evaluation)."""
+    """The first `max_sequences` validation sequences in batches, in order (the same every evaluation)."""
     out = []
-    n = min(len(packed.val), batch_size * max_batches)
+    n = min(len(packed.val), max_sequences)
     for start in range(0, n, batch_size):
         ids = np.asarray(packed.val[start : start + batch_size]).astype(np.int64)
         mask = None if packed.val_mask is None else np.asarray(packed.val_mask[start : start + batch_size])

@@ -162,7 +162,28 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
     scheduler = make_scheduler(
         optimizer, cfg.warmup_steps, cfg.warmup_start, cfg.schedule, cfg.steps, cfg.min_lr_ratio
     )
-    fingerprint = {
+    return loop.Job(
+        root=root,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        sampler=sampler,
+        val=validation_batches(packed, cfg.micro_batch_size * d.world, cfg.eval_sequences),
+        d=d,
+        out=Path(cfg.out),
+        steps=cfg.steps,
+        micro_batch_size=cfg.micro_batch_size,
+        max_grad_norm=cfg.max_grad_norm,
+        save_every=cfg.save_every,
+        keep=cfg.keep_checkpoints,
+        eval_every=cfg.eval_every,
+        fingerprint=_fingerprint(cfg, spec, packed, seq_len),
+        autocast_dtype=torch.bfloat16 if gpu_bf16 and not d.sharded else None,
+    )
+
+
+def _fingerprint(cfg: TrainOptions, spec: Any, packed: Any, seq_len: int) -> dict[str, Any]:
+    """What a resumed run must share with the checkpoint for its batches and positions to be the same."""
+    return {
         "model": getattr(cfg, "model", "tiny"),
         "rope": spec.to_dict(),
         "data": packed.fingerprint,
@@ -172,23 +193,6 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
     }
-    return loop.Job(
-        root=root,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        sampler=sampler,
-        val=validation_batches(packed, cfg.batch_size, cfg.eval_batches),
-        d=d,
-        out=Path(cfg.out),
-        steps=cfg.steps,
-        micro_batch_size=cfg.micro_batch_size,
-        max_grad_norm=cfg.max_grad_norm,
-        save_every=cfg.save_every,
-        keep=cfg.keep_checkpoints,
-        eval_every=cfg.eval_every,
-        fingerprint=fingerprint,
-        autocast_dtype=torch.bfloat16 if gpu_bf16 and not d.sharded else None,
-    )
 
 
 def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command) -> dict[str, Any]:
