@@ -30,7 +30,7 @@ def measure(length: int, steps: int, peak_tflops: float) -> dict:
     scale_model(lm, RopeScaling("linear", length / 8192, original_max_position_embeddings=8192))
     lm.train()
     compat.set_activation_checkpointing(lm, True)
-    root = CausalLMLoss(lm, chunk=2048)
+    root = CausalLMLoss(lm)
     opt = torch.optim.AdamW(root.parameters(), lr=2e-5, betas=(0.9, 0.95), weight_decay=0.0)
     ids = torch.randint(0, lm.config.vocab_size, (1, length), device="cuda")
 

@@ -258,7 +258,9 @@ class TrainOptions:
     max_grad_norm: float = knob(0.0, "clip the global gradient norm to this (0 = off; the paper states none)")
     activation_checkpointing: bool = knob(True, "recompute decoder layers in backward (less memory)")
     checkpoint_every_n_layers: int = knob(1, "with activation checkpointing: recompute only every n-th layer")
-    loss_chunk: int = knob(1024, "positions per chunk of output layer + cross-entropy (bounds logit memory)")
+    loss_chunk: int = knob(
+        0, "positions per chunk of output layer + cross-entropy (0 = auto: ~64 MB of logits per chunk)"
+    )
     save_every: int = knob(100, "write a resumable checkpoint every N steps (0 = never)")
     keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep")
     eval_every: int = knob(0, "validation loss every N steps (0 = only at the end)")
@@ -280,10 +282,10 @@ class TrainOptions:
             "micro_batch_size",
             "eval_sequences",
             "checkpoint_every_n_layers",
-            "loss_chunk",
             "keep_checkpoints",
         )
         _at_least(self, 2, "seq_len")
+        _at_least(self, 0, "loss_chunk")
         _at_least(
             self, 0, "warmup_steps", "save_every", "eval_every", "weight_decay", "max_grad_norm", "seed"
         )

@@ -11,6 +11,19 @@ from ropescale.config import PretrainConfig, TrainConfig
 TINY = dict(vocab_size=320, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: one thread is faster, and on a busy machine two OpenMP threads spin-wait on
+    each other for milliseconds per op. Subprocesses get OMP_NUM_THREADS=1 for the same reason (and so a
+    killed-and-resumed run does the same arithmetic as the in-process one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """60 short documents of plain English (a few thousand tokens)."""

@@ -18,7 +18,7 @@ from ropescale.train.run import run_train
 
 from .conftest import metrics, train_cfg
 
-RUN = dict(steps=12, batch_size=16, micro_batch_size=4, save_every=2, keep_checkpoints=2)
+RUN = dict(steps=20, batch_size=16, micro_batch_size=4, save_every=2, keep_checkpoints=2)
 
 
 def _argv(cfg) -> list[str]:
@@ -41,8 +41,12 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus
     base, _ = tiny_base
     whole = run_train(train_cfg(base, tmp_path / "whole", corpus, **RUN))
     cfg = train_cfg(base, tmp_path / "killed", corpus, **RUN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ropescale", *_argv(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "ropescale", *_argv(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.time() + 120
@@ -57,8 +61,8 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus
     resumed = run_train(train_cfg(base, tmp_path / "killed", corpus, resume=True, **RUN))
     assert resumed["resumed_from"] and resumed["final_loss"] == whole["final_loss"]
     _assert_same_weights(tmp_path / "whole", tmp_path / "killed")
-    assert [r["step"] for r in metrics(tmp_path / "killed")] == list(range(1, 13))
-    assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000010", "step-0000012"]
+    assert [r["step"] for r in metrics(tmp_path / "killed")] == list(range(1, 21))
+    assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000018", "step-0000020"]
 
     with pytest.raises(ValueError, match=r"different setup \(rope: checkpoint"):
         run_train(

@@ -15,6 +15,13 @@ import torch
 from torch import nn
 
 IGNORE = -100
+AUTO_CHUNK_LOGITS = 2**24  # ~64 MB of float32 logits per chunk
+
+
+def auto_chunk(vocab_size: int) -> int:
+    """Positions per chunk so that one chunk of float32 logits stays near AUTO_CHUNK_LOGITS elements
+    (SmolLM2, vocabulary 49152: 341 positions; the tiny model, 2048: 8192, i.e. no chunking)."""
+    return max(64, AUTO_CHUNK_LOGITS // vocab_size)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -87,11 +94,10 @@ class CausalLMLoss(nn.Module):
     """Wraps a causal LM so one forward returns (summed loss, scored tokens). It is the unit that FSDP
     shards last (the root), so the embedding, final norm and output layer are gathered for its forward."""
 
-    def __init__(self, lm: nn.Module, chunk: int = 1024):
+    def __init__(self, lm: nn.Module, chunk: int = 0):
         super().__init__()
         self.lm = lm
-        self.chunk = chunk
-        output_layer(lm)
+        self.chunk = chunk or auto_chunk(output_layer(lm).weight.shape[0])
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         body = getattr(self.lm, self.lm.base_model_prefix)
