@@ -274,7 +274,10 @@ def _save_final(job: loop.Job, lm: Any, tokenizer: Any, cfg: Any, d: dist.Dist) 
             tokenizer.save_pretrained(tmp)
             compat.legacy_rope_keys(tmp / "config.json")
             names = sorted(p.name for p in tmp.iterdir())
+            umask = os.umask(0)
+            os.umask(umask)
             for name in [n for n in names if n != "config.json"] + ["config.json"]:  # config last
+                (tmp / name).chmod(0o666 & ~umask)  # some writers use private temporary files
                 os.replace(tmp / name, out / name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
