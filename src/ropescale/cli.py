@@ -51,6 +51,18 @@ COMMANDS: dict[str, Command] = {
         "ropescale.theory.report:format_theory",
         "the paper's interpolation vs extrapolation bounds measured on a model, and its Figures 2 and 5",
     ),
+    "pretrain": Command(
+        C.PretrainConfig,
+        "ropescale.train.run:run_pretrain",
+        "ropescale.train.run:format_train",
+        "train the built-in tiny LLaMA and its BPE tokenizer from scratch at a short window (CPU, minutes)",
+    ),
+    "train": Command(
+        C.TrainConfig,
+        "ropescale.train.run:run_train",
+        "ropescale.train.run:format_train",
+        "fine-tune a model on long sequences with scaled RoPE (the paper's recipe; torchrun for FSDP)",
+    ),
 }
 
 

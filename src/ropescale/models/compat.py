@@ -141,3 +141,23 @@ def legacy_rope_keys(config_json: Path) -> None:
     if "original_max_position_embeddings" in scaling:  # llama.cpp's converter reads it at the top level
         data["original_max_position_embeddings"] = scaling["original_max_position_embeddings"]
     config_json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def set_activation_checkpointing(model: nn.Module, enable: bool, every_n_layers: int = 1) -> None:
+    """Recompute decoder layers in backward (non-reentrant torch checkpointing), on every n-th layer.
+    transformers >= 5.2x calls it activation checkpointing (with every_n_layers); earlier versions call it
+    gradient checkpointing and can only do every layer."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        if enable:
+            model.activation_checkpointing_enable(kwargs, every_n_layers=every_n_layers)
+        else:
+            model.activation_checkpointing_disable()
+    elif enable:
+        if every_n_layers != 1:
+            raise ValueError(
+                f"--checkpoint-every-n-layers needs transformers >= 5.24, have {transformers.__version__}"
+            )
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_disable()

@@ -1,0 +1,97 @@
+"""Global batches of training sequences: shuffled packed sequences, optionally mixed with passkey documents.
+
+The sampler is a pure function of (seed, its position), so every distributed rank computes the same global
+batch and takes its own rows, and a resumed run continues from the saved position with the same batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .packing import Packed
+from .passkey import PasskeyMaker
+
+
+@dataclass
+class SamplerState:
+    """Where the sampler is: the epoch over the packed sequences, the next index into that epoch's
+    permutation, and the number of items (sequences or passkey documents) handed out so far."""
+
+    epoch: int = 0
+    cursor: int = 0
+    items: int = 0
+
+
+def to_labels(ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Labels for transformers-style causal LM loss: the ids, with -100 where the mask is false."""
+    labels = ids.astype(np.int64)
+    if mask is not None:
+        labels = np.where(mask, labels, -100)
+    return labels
+
+
+class BatchSampler:
+    """Yields global batches (input_ids, labels), each (batch_size, seq_len) int64."""
+
+    def __init__(
+        self,
+        packed: Packed,
+        batch_size: int,
+        seed: int = 0,
+        passkey: PasskeyMaker | None = None,
+        passkey_fraction: float = 0.0,
+    ):
+        self.packed, self.batch_size, self.seed = packed, batch_size, seed
+        self.passkey, self.passkey_fraction = passkey, passkey_fraction
+        self.state = SamplerState()
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._perm is None or self._perm[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perm = (epoch, rng.permutation(len(self.packed.train)))
+        return self._perm[1]
+
+    def _item(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.state
+        rng = np.random.default_rng([self.seed, s.items, 7])  # per-item stream: no hidden state to save
+        s.items += 1
+        if self.passkey is not None and rng.random() < self.passkey_fraction:
+            ids, mask = self.passkey.make(rng)
+            return ids, to_labels(ids, mask)
+        if s.cursor >= len(self.packed.train):
+            s.epoch, s.cursor = s.epoch + 1, 0
+        index = int(self._permutation(s.epoch)[s.cursor])
+        s.cursor += 1
+        mask = None if self.packed.train_mask is None else self.packed.train_mask[index]
+        ids = np.asarray(self.packed.train[index])
+        return ids.astype(np.int64), to_labels(ids, mask)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self._item() for _ in range(self.batch_size)]
+        ids = torch.from_numpy(np.stack([r[0] for r in rows]))
+        labels = torch.from_numpy(np.stack([r[1] for r in rows]))
+        return ids, labels
+
+    def state_dict(self) -> dict[str, int]:
+        return asdict(self.state)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.state = SamplerState(**state)
+
+
+def validation_batches(
+    packed: Packed, batch_size: int, max_sequences: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `max_sequences` validation sequences in batches, in order (the same every evaluation)."""
+    out = []
+    n = min(len(packed.val), max_sequences)
+    for start in range(0, n, batch_size):
+        ids = np.asarray(packed.val[start : start + batch_size]).astype(np.int64)
+        mask = None if packed.val_mask is None else np.asarray(packed.val_mask[start : start + batch_size])
+        out.append((torch.from_numpy(ids), torch.from_numpy(to_labels(ids, mask))))
+    return out

@@ -1,0 +1,234 @@
+"""The training loop: one optimizer step = one global batch, split over processes and micro-batches.
+
+Every rank draws the same global batch from the sampler and trains on its own contiguous rows. The loss of
+a step is the summed token cross-entropy of the whole global batch divided by its number of scored
+tokens, exactly, whatever the number of processes or micro-batches: each micro-batch's summed loss is
+divided by the global token count (known on every rank, since every rank sees the global batch's labels)
+and multiplied by the world size, which FSDP's gradient averaging divides out again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.sampler import BatchSampler
+from . import checkpoint, dist
+from .dist import Dist
+
+
+class NonFiniteLoss(ValueError):
+    """The loss became NaN or inf (a ValueError so the CLI reports it in one line)."""
+
+
+@dataclass
+class Job:
+    """What the loop needs; built by the command (`ropescale.train.run`)."""
+
+    root: nn.Module  # CausalLMLoss, possibly FSDP-sharded
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: BatchSampler
+    val: list[tuple[torch.Tensor, torch.Tensor]]
+    d: Dist
+    out: Path
+    steps: int
+    micro_batch_size: int
+    max_grad_norm: float
+    save_every: int
+    keep: int
+    eval_every: int
+    fingerprint: dict[str, Any]
+    autocast_dtype: torch.dtype | None = None
+    step: int = 0
+    tokens_seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _autocast(job: Job):
+    if job.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(job.d.device.type, dtype=job.autocast_dtype)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated since the last reset, or the process's peak resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _my_rows(job: Job, n: int) -> slice:
+    per = n // job.d.world
+    return slice(job.d.rank * per, (job.d.rank + 1) * per)
+
+
+def train_step(job: Job) -> float:
+    """One optimizer step on the next global batch; returns its mean token loss. Raises NonFiniteLoss
+    (before updating anything) if the loss is NaN or inf."""
+    ids, labels = job.sampler.next_batch()
+    scored = int((labels[:, 1:] != -100).sum())
+    mine = _my_rows(job, len(ids))
+    ids, labels = ids[mine].to(job.d.device), labels[mine].to(job.d.device)
+    total = torch.zeros((), device=job.d.device)
+    starts = range(0, len(ids), job.micro_batch_size)
+    for i, start in enumerate(starts):
+        dist.set_sync(job.root, i == len(starts) - 1)
+        part = slice(start, start + job.micro_batch_size)
+        with _autocast(job):
+            loss_sum, _ = job.root(ids[part], labels[part])
+        (loss_sum * (job.d.world / max(scored, 1))).backward()
+        total += loss_sum.detach().float()
+    loss = float(dist.all_sum(total, job.d)) / max(scored, 1)
+    if not math.isfinite(loss):
+        job.optimizer.zero_grad(set_to_none=True)
+        last = checkpoint.latest(job.out)
+        where = (
+            f"the last good checkpoint is {last} (--resume continues from it)"
+            if last
+            else "no checkpoint was saved"
+        )
+        raise NonFiniteLoss(
+            f"loss is {loss} at step {job.step + 1}: training stopped before this update; {where}. "
+            "Try a lower --lr or --max-grad-norm 1"
+        )
+    if job.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in job.root.parameters() if p.grad is not None], job.max_grad_norm
+        )
+    job.optimizer.step()
+    job.scheduler.step()
+    job.optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+@torch.no_grad()
+def evaluate(job: Job) -> float | None:
+    """Mean token loss on the validation batches (None without validation data). Batches are padded with
+    fully masked rows to a multiple of processes x micro-batch, so every rank runs the same number of
+    forwards (FSDP's collectives need that) and the padding adds nothing to the loss."""
+    if not job.val:
+        return None
+    job.root.eval()
+    total = torch.zeros((), device=job.d.device)
+    count = 0
+    unit = job.d.world * job.micro_batch_size
+    for ids, labels in job.val:
+        count += int((labels[:, 1:] != -100).sum())
+        pad = -len(ids) % unit
+        ids = torch.cat([ids, ids[:1].expand(pad, -1)])
+        labels = torch.cat([labels, torch.full_like(labels[:1], -100).expand(pad, -1)])
+        mine = _my_rows(job, len(ids))
+        for start in range(mine.start, mine.stop, job.micro_batch_size):
+            part = slice(start, start + job.micro_batch_size)
+            with _autocast(job):
+                total += job.root(ids[part].to(job.d.device), labels[part].to(job.d.device))[0].float()
+    job.root.train()
+    return float(dist.all_sum(total, job.d)) / max(count, 1)
+
+
+def save_checkpoint(job: Job) -> None:
+    """All ranks gather the full state; rank 0 writes it."""
+    model = dist.model_state(job.root, job.d)
+    optim = dist.optimizer_state(job.root, job.optimizer, job.d)
+    rngs = [checkpoint.rng_state()]
+    if job.d.sharded:
+        gathered: list[Any] = [None] * job.d.world
+        torch.distributed.all_gather_object(gathered, rngs[0])
+        rngs = gathered
+    if job.d.main:
+        trainer = {
+            "step": job.step,
+            "tokens_seen": job.tokens_seen,
+            "scheduler": job.scheduler.state_dict(),
+            "sampler": job.sampler.state_dict(),
+            "fingerprint": job.fingerprint,
+        }
+        checkpoint.save(job.out, job.step, model, optim, trainer, rngs, job.keep)
+    dist.barrier(job.d)
+
+
+def restore(job: Job, path: Path) -> None:
+    """Continue from a checkpoint: refuses a different rope spec, data or batch layout."""
+    model, optim, trainer, rngs = checkpoint.load(path)
+    checkpoint.check_fingerprint(trainer["fingerprint"], job.fingerprint, path)
+    dist.load_model_state(job.root, model, job.d)
+    dist.load_optimizer_state(job.root, job.optimizer, optim, job.d)
+    job.scheduler.load_state_dict(trainer["scheduler"])
+    job.sampler.load_state_dict(trainer["sampler"])
+    job.step, job.tokens_seen = int(trainer["step"]), int(trainer["tokens_seen"])
+    checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0])
+    metrics = job.out / "metrics.jsonl"
+    if job.d.main and metrics.is_file():  # drop lines from after the checkpoint (they will be redone)
+        lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln)["step"] <= job.step]
+        metrics.write_text("".join(ln + "\n" for ln in keep))
+
+
+def fit(job: Job, progress: bool = True) -> dict[str, Any]:
+    """Train from job.step to job.steps; returns the final train and validation losses and speeds."""
+    from tqdm.auto import tqdm
+
+    tokens_per_step = job.sampler.batch_size * job.sampler.packed.seq_len
+    bar = tqdm(
+        total=job.steps,
+        initial=job.step,
+        disable=not (progress and job.d.main),
+        unit="step",
+        dynamic_ncols=True,
+    )
+    metrics = (job.out / "metrics.jsonl").open("a") if job.d.main else None
+    job.root.train()
+    start, loss, val = time.perf_counter(), math.nan, None
+    try:
+        while job.step < job.steps:
+            if job.d.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(job.d.device)
+            t0 = time.perf_counter()
+            lr = job.scheduler.get_last_lr()[0]
+            loss = train_step(job)
+            elapsed = time.perf_counter() - t0
+            job.step += 1
+            job.tokens_seen += tokens_per_step
+            row = {
+                "step": job.step,
+                "loss": loss,
+                "lr": lr,
+                "tokens_per_s": tokens_per_step / elapsed,
+                "peak_memory_mb": peak_memory_mb(job.d.device),
+                "tokens": job.tokens_seen,
+            }
+            if job.eval_every and job.step % job.eval_every == 0 and job.step < job.steps:
+                row["val_loss"] = evaluate(job)
+            if job.step == job.steps:
+                row["val_loss"] = val = evaluate(job)
+            job.history.append(row)
+            if metrics is not None:
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+            bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
+            bar.update(1)
+            if job.save_every and (job.step % job.save_every == 0 or job.step == job.steps):
+                save_checkpoint(job)
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    wall = time.perf_counter() - start
+    return {
+        "steps": job.step,
+        "final_loss": loss,
+        "val_loss": val,
+        "wall_s": wall,
+        "tokens_per_s": tokens_per_step * len(job.history) / wall if job.history else None,
+        "peak_memory_mb": max((r["peak_memory_mb"] for r in job.history), default=None),
+    }
