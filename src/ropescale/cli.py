@@ -45,6 +45,19 @@ COMMANDS: dict[str, Command] = {
         "ropescale.models.inspect:format_inspect",
         "show a model's RoPE scaling per dimension and check the live rotary module matches its config",
     ),
+    # evaluation (eval/, report/)
+    "eval ppl": Command(
+        C.PplConfig,
+        "ropescale.eval.perplexity:run_ppl",
+        "ropescale.eval.perplexity:format_ppl",
+        "sliding-window perplexity (Press et al., stride S) at one or more window lengths, with bootstrap confidence intervals",
+    ),
+    "eval passkey": Command(
+        C.PasskeyConfig,
+        "ropescale.eval.passkey:run_passkey",
+        "ropescale.eval.passkey:format_passkey",
+        "passkey retrieval (the paper's prompt): accuracy by distance k, effective window k_max, depth grid",
+    ),
 }
 
 

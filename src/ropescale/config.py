@@ -209,3 +209,94 @@ class InspectConfig:
     )
     load: LoadOptions = knob(LoadOptions(), "loading")
     json: bool = knob(False, "print machine-readable JSON instead of tables")
+
+
+# ----------------------------------------------------------------------------- evaluation (eval/, report/)
+
+MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
+DATA_HELP = (
+    "documents: pystdlib, shakespeare, a .txt/.jsonl/.parquet file or a directory of them, "
+    "or hf:ORG/NAME[:CONFIG] (a cached datasets hub dataset)"
+)
+
+
+def _at_least(value: int | None, low: int, flag: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PplConfig:
+    """ropescale eval ppl: sliding-window perplexity (Press et al.) at one or more window lengths."""
+
+    model: str = knob(help=MODEL_HELP)
+    data: str = knob("pystdlib", DATA_HELP)
+    text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
+    split: str = knob("test", "split of a hub dataset")
+    lengths: list[int] | None = knob(
+        None, "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)"
+    )
+    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)")
+    max_docs: int | None = knob(None, "evaluate at most this many documents (in the data's order)")
+    truncate_to: int | None = knob(
+        None, "keep only documents with at least N tokens and cut them to N (the proof-pile protocol)"
+    )
+    allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
+    batch_tokens: int = knob(16384, "at most this many tokens per forward pass (windows are batched)")
+    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
+    seed: int = knob(0, "seed of the bootstrap")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        for value in self.lengths or []:
+            _at_least(value, 2, "--lengths")
+        if self.lengths is not None and not self.lengths:
+            raise ValueError("--lengths must name at least one length")
+        _at_least(self.stride, 1, "--stride")
+        if self.lengths and self.stride > min(self.lengths):
+            raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
+        _at_least(self.max_docs, 1, "--max-docs")
+        _at_least(self.truncate_to, 2, "--truncate-to")
+        if self.truncate_to and self.lengths and max(self.lengths) > self.truncate_to:
+            raise ValueError(
+                f"--lengths {max(self.lengths)} is longer than the documents (--truncate-to {self.truncate_to})"
+            )
+        _at_least(self.batch_tokens, 1, "--batch-tokens")
+        _at_least(self.bootstrap, 1, "--bootstrap")
+
+
+@dataclass(frozen=True)
+class PasskeyConfig:
+    """ropescale eval passkey: passkey retrieval accuracy by distance k, the effective window k_max."""
+
+    model: str = knob(help=MODEL_HELP)
+    lengths: list[int] | None = knob(
+        None, "prompt lengths in tokens, comma-separated (default: the model's window)"
+    )
+    num_k: int = knob(32, "distances k (key to end of prompt) uniformly over each length; 0 = none")
+    trials: int = knob(10, "trials per k (and per depth), each with a fresh random 5-digit key")
+    depths: list[float] | None = knob(
+        None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
+    )
+    max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt")
+    seed: int = knob(0, "seed of the keys")
+    allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        if self.lengths is not None and not self.lengths:
+            raise ValueError("--lengths must name at least one length")
+        for value in self.lengths or []:
+            _at_least(value, 64, "--lengths")
+        _at_least(self.num_k, 0, "--num-k")
+        _at_least(self.trials, 1, "--trials")
+        _at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        for d in self.depths or []:
+            if not (isinstance(d, (int, float)) and 0.0 <= d <= 1.0):
+                raise ValueError(f"--depths must lie in [0, 1], got {d!r}")
+        if self.num_k == 0 and not self.depths:
+            raise ValueError("--num-k 0 needs --depths (otherwise there is nothing to evaluate)")

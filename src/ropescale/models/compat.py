@@ -141,3 +141,17 @@ def legacy_rope_keys(config_json: Path) -> None:
     if "original_max_position_embeddings" in scaling:  # llama.cpp's converter reads it at the top level
         data["original_max_position_embeddings"] = scaling["original_max_position_embeddings"]
     config_json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def cache_kwargs(model: nn.Module, cache: Any) -> dict[str, Any]:
+    """The forward keyword for a KV cache: ``cache`` in transformers >= 5.24, ``past_key_values`` before."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache a forward returned (``cache`` in transformers >= 5.24, ``past_key_values`` before)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
