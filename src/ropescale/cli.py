@@ -58,6 +58,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.eval.passkey:format_passkey",
         "passkey retrieval (the paper's prompt): accuracy by distance k, effective window k_max, depth grid",
     ),
+    "eval summarize": Command(
+        C.SummarizeConfig,
+        "ropescale.eval.summarize:run_summarize",
+        "ropescale.eval.summarize:format_summarize",
+        "long-document summarization with the paper's prompt and sampling, ROUGE-1/2/L vs references",
+    ),
 }
 
 

@@ -300,3 +300,38 @@ class PasskeyConfig:
                 raise ValueError(f"--depths must lie in [0, 1], got {d!r}")
         if self.num_k == 0 and not self.depths:
             raise ValueError("--num-k 0 needs --depths (otherwise there is nothing to evaluate)")
+
+
+@dataclass(frozen=True)
+class SummarizeConfig:
+    """ropescale eval summarize: sample summaries of long documents, ROUGE-1/2/L against references."""
+
+    model: str = knob(help=MODEL_HELP)
+    data: str = knob(
+        help="records with a document and a summary: a .jsonl/.parquet file, a directory of them, or "
+        "hf:ORG/NAME[:CONFIG] (e.g. hf:ccdv/govreport-summarization when cached)"
+    )
+    report_field: str = knob("report", "field holding the document")
+    summary_field: str = knob("summary", "field holding the reference summary")
+    split: str = knob("test", "split of a hub dataset")
+    max_docs: int | None = knob(None, "evaluate at most this many documents")
+    max_input_tokens: int = knob(15000, "cut each document to its first N tokens (the paper: 15000)")
+    max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)")
+    temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
+    top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
+    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap")
+    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
+    allow_extrapolation: bool = knob(False, "allow prompt + summary to exceed the model's (scaled) window")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        _at_least(self.max_docs, 1, "--max-docs")
+        _at_least(self.max_input_tokens, 1, "--max-input-tokens")
+        _at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        _at_least(self.bootstrap, 1, "--bootstrap")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
