@@ -64,6 +64,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.eval.summarize:format_summarize",
         "long-document summarization with the paper's prompt and sampling, ROUGE-1/2/L vs references",
     ),
+    "eval harness": Command(
+        C.HarnessConfig,
+        "ropescale.eval.harness:run_harness",
+        "ropescale.eval.harness:format_harness",
+        "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
+    ),
 }
 
 

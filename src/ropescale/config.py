@@ -335,3 +335,40 @@ class SummarizeConfig:
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
         if not (0 < self.top_p <= 1):
             raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """ropescale eval harness: short-context regression before vs after the scaling."""
+
+    model: str = knob(help=MODEL_HELP)
+    tasks: list[str] | None = knob(
+        None, "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only"
+    )
+    include_path: Path | None = knob(None, "directory of local lm-evaluation-harness task YAML files")
+    num_fewshot: int | None = knob(None, "few-shot examples per task (default: the task's own)")
+    limit: int | None = knob(None, "evaluate at most this many examples per task")
+    batch_size: int = knob(1, "lm-evaluation-harness batch size")
+    ppl: bool = knob(True, "built-in check: perplexity inside the original window, before and after")
+    ppl_length: int | None = knob(None, "built-in check window (default: the model's original window L)")
+    data: str = knob("pystdlib", DATA_HELP)
+    text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
+    split: str = knob("test", "split of a hub dataset")
+    max_docs: int = knob(8, "built-in check: documents (each at least the window long, cut to it)")
+    batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass")
+    seed: int = knob(0, "seed for the harness (sampling of few-shot examples)")
+    rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        if not self.ppl and not self.tasks:
+            raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
+        _at_least(self.num_fewshot, 0, "--num-fewshot")
+        _at_least(self.limit, 1, "--limit")
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.ppl_length, 2, "--ppl-length")
+        _at_least(self.max_docs, 1, "--max-docs")
+        _at_least(self.batch_tokens, 1, "--batch-tokens")
+        if self.include_path is not None and not Path(self.include_path).is_dir():
+            raise ValueError(f"--include-path {self.include_path}: not a directory")
