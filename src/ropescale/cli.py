@@ -70,6 +70,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.eval.harness:format_harness",
         "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
     ),
+    "report": Command(
+        C.ReportConfig,
+        "ropescale.report.run:run_report",
+        "ropescale.report.run:format_report",
+        "markdown tables in the paper's layout and PNG plots from eval result files",
+    ),
 }
 
 
@@ -137,6 +143,9 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optiona
             kwargs["type"] = tp if tp in (int, float, str, Path) else str
         if f.metadata.get("positional"):
             kwargs.pop("dest")
+            if origin in (list, tuple):  # a positional list takes one or more arguments: `report A B C`
+                kwargs.update(nargs="+", type=typing.get_args(tp)[0])
+                kwargs.pop("metavar")
             parser.add_argument(dest, metavar=f.name.upper(), **kwargs)
         else:
             # required flags are checked after --config files are merged (see `parse`)

@@ -343,7 +343,8 @@ class HarnessConfig:
 
     model: str = knob(help=MODEL_HELP)
     tasks: list[str] | None = knob(
-        None, "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only"
+        None,
+        "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only",
     )
     include_path: Path | None = knob(None, "directory of local lm-evaluation-harness task YAML files")
     num_fewshot: int | None = knob(None, "few-shot examples per task (default: the task's own)")
@@ -372,3 +373,18 @@ class HarnessConfig:
         _at_least(self.batch_tokens, 1, "--batch-tokens")
         if self.include_path is not None and not Path(self.include_path).is_dir():
             raise ValueError(f"--include-path {self.include_path}: not a directory")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """ropescale report: markdown tables and PNG plots from evaluation result files."""
+
+    results: list[Path] = knob(help="result JSON files written by ropescale eval ... --out", positional=True)
+    out: Path = knob(help="output directory for report.md and the plots")
+    overwrite: bool = knob(False, "replace --out if it exists and is not empty")
+    plots: bool = knob(True, "draw PNG plots (needs matplotlib)")
+
+    def __post_init__(self) -> None:
+        for path in self.results:
+            if not Path(path).is_file():
+                raise ValueError(f"RESULTS {path}: no such file")

@@ -31,7 +31,18 @@ def test_builtin_check_before_after(tiny_char_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     out = tmp_path / "h.json"
-    argv = ["eval", "harness", "--model", tiny_char_dir, "--data", data, "--method", "linear", "--factor", "2"]
+    argv = [
+        "eval",
+        "harness",
+        "--model",
+        tiny_char_dir,
+        "--data",
+        data,
+        "--method",
+        "linear",
+        "--factor",
+        "2",
+    ]
     assert main([str(a) for a in [*argv, "--out", out]]) == 0
     assert "after / before - 1" in capsys.readouterr().out
     r = json.loads(out.read_text())
@@ -72,5 +83,7 @@ def test_lm_eval_local_task_offline_matches_direct_scoring(tiny_char_dir, tmp_pa
             scores.append((ll, ll / len(choice)))  # the harness normalises by the choice's length
         acc += max(range(3), key=lambda i: scores[i][0]) == row["answer"]
         acc_norm += max(range(3), key=lambda i: scores[i][1]) == row["answer"]
-    assert got["acc"] == pytest.approx(acc / len(rows)) and got["acc_norm"] == pytest.approx(acc_norm / len(rows))
+    assert got["acc"] == pytest.approx(acc / len(rows)) and got["acc_norm"] == pytest.approx(
+        acc_norm / len(rows)
+    )
     assert "acc_stderr" in got

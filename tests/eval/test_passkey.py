@@ -17,8 +17,8 @@ from ropescale.eval.passkey import (
     effective_window,
     evaluate_passkey,
     first_integer,
-    key_ids,
     k_range,
+    key_ids,
 )
 
 from .toys import RecallToy
@@ -118,7 +118,14 @@ def test_depth_grid_places_key_by_depth(char_tokenizer):
     acc = {(c["length"], c["depth"]): c["accuracy"] for c in grid}
     # depth 0: k = 600 - 149 (right after the task line); depth 1: k = 98 (right before the question);
     # depth 0.5 at 600: k = 451 - round(0.5 * 353) = 275 <= 300; at 1200: k = 1051 - 476 = 575 > 300
-    assert acc == {(600, 0.0): 0, (600, 0.5): 1, (600, 1.0): 1, (1200, 0.0): 0, (1200, 0.5): 0, (1200, 1.0): 1}
+    assert acc == {
+        (600, 0.0): 0,
+        (600, 0.5): 1,
+        (600, 1.0): 1,
+        (1200, 0.0): 0,
+        (1200, 0.5): 0,
+        (1200, 1.0): 1,
+    }
     ks = {(c["length"], c["depth"]): {t["k"] for t in c["trials"]} for c in grid}
     assert ks[(600, 0.0)] == {451} and ks[(600, 0.5)] == {275} and ks[(1200, 1.0)] == {98}
 

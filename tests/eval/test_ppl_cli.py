@@ -31,7 +31,7 @@ def test_cli_matches_reference_on_local_text(tiny_char_dir, tmp_path, capsys):
     assert r["kind"] == "ppl" and r["data"]["documents"] == 2
     model = AutoModelForCausalLM.from_pretrained(tiny_char_dir).eval()
     docs = [torch.tensor(make_char_tokenizer()(t)["input_ids"]) for t in texts]
-    for entry, length in zip(r["lengths"], [32, 64]):
+    for entry, length in zip(r["lengths"], [32, 64], strict=True):
         sums = [reference_nll(model, d, length, 8) for d in docs]
         total, count = sum(s for s, _ in sums), sum(c for _, c in sums)
         assert entry["tokens"] == count == sum(len(d) - 1 for d in docs)
@@ -44,7 +44,18 @@ def test_cli_truncate_and_extrapolation_rules(tiny_char_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     rows = [{"body": "a" * 50}, {"body": "b" * 300}, {"body": "c" * 400}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    base = ["eval", "ppl", "--model", str(tiny_char_dir), "--data", str(data), "--text-field", "body", "--stride", "16"]
+    base = [
+        "eval",
+        "ppl",
+        "--model",
+        str(tiny_char_dir),
+        "--data",
+        str(data),
+        "--text-field",
+        "body",
+        "--stride",
+        "16",
+    ]
     assert main([*base, "--lengths", "128"]) == 2
     assert "--allow-extrapolation" in capsys.readouterr().err
     out = tmp_path / "r.json"

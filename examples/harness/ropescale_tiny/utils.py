@@ -8,5 +8,7 @@ def load(**kwargs):
 
     import datasets
 
-    rows = [json.loads(line) for line in (Path(__file__).parent / "data.jsonl").read_text().splitlines() if line]
+    rows = [
+        json.loads(line) for line in (Path(__file__).parent / "data.jsonl").read_text().splitlines() if line
+    ]
     return {"test": datasets.Dataset.from_list(rows)}

@@ -41,7 +41,9 @@ def lm_eval_tasks(model: Any, tokenizer: Any, cfg, max_length: int) -> dict[str,
     manager = TaskManager(include_path=str(cfg.include_path) if cfg.include_path else None)
     unknown = [t for t in cfg.tasks if t not in manager.all_tasks]
     if unknown:
-        raise ValueError(f"--tasks {','.join(unknown)}: unknown to lm-evaluation-harness (see --include-path)")
+        raise ValueError(
+            f"--tasks {','.join(unknown)}: unknown to lm-evaluation-harness (see --include-path)"
+        )
     out = lm_eval.simple_evaluate(
         model=lm,
         tasks=list(cfg.tasks),
@@ -129,7 +131,9 @@ def format_harness(result: dict[str, Any]) -> str:
             for k, v in sorted(metrics.items()):
                 if "_stderr" not in k:
                     err = metrics.get(k.replace(",", "_stderr,", 1) if "," in k else f"{k}_stderr")
-                    rows.append([name, f"{task} {k}", f"{v:.4f}" + (f" ± {err:.4f}" if err is not None else "")])
+                    rows.append(
+                        [name, f"{task} {k}", f"{v:.4f}" + (f" ± {err:.4f}" if err is not None else "")]
+                    )
     change = result.get("change", {})
     if "ppl_relative" in change:
         rows.append(["change", "ppl (after / before - 1)", f"{change['ppl_relative']:+.2%}"])

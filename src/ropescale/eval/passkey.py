@@ -146,7 +146,9 @@ def evaluate_passkey(model: Any, tokenizer: Any, lengths: list[int], cfg, bar) -
         acc = float(np.mean([c["accuracy"] for c in cells])) if cells else None
         results.append({"length": length, "k_max": k_max, "accuracy": acc, "ks": cells})
         for j, depth in enumerate(cfg.depths or []):
-            grid.append({"length": length, **_cell(model, tokenizer, pieces, length, 1, j, cfg, bar, depth=depth)})
+            grid.append(
+                {"length": length, **_cell(model, tokenizer, pieces, length, 1, j, cfg, bar, depth=depth)}
+            )
     return results, grid
 
 

@@ -93,7 +93,7 @@ def document_nll(
             chunk = items[i : i + per_batch]
             ids = torch.stack([docs[d][w.begin : w.end] for d, w in chunk]).to(device)
             sums = score_batch(model, ids, scored).sum(dim=1).cpu().numpy()
-            for (d, _), s in zip(chunk, sums):
+            for (d, _), s in zip(chunk, sums, strict=True):
                 nll[d] += s
                 count[d] += scored
             if progress is not None:
@@ -145,7 +145,7 @@ def perplexity_at(
         "per_document": [
             {
                 "index": i,
-                "tokens": int(len(docs[i])),
+                "tokens": len(docs[i]),
                 "scored": int(count[i]),
                 "nll_sum": float(nll[i]),
                 "ppl": math.exp(nll[i] / count[i]) if count[i] else float("nan"),

@@ -128,8 +128,13 @@ def format_summarize(result: dict[str, Any]) -> str:
 
     m, d = result["model"], result["data"]
     rows = [
-        [k.upper().replace("ROUGEL", "ROUGE-L").replace("ROUGE1", "ROUGE-1").replace("ROUGE2", "ROUGE-2")]
-        + [f"{v['f']:.2f}", f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]", f"{v['p']:.2f}", f"{v['r']:.2f}"]
+        [
+            k.upper().replace("ROUGEL", "ROUGE-L").replace("ROUGE1", "ROUGE-1").replace("ROUGE2", "ROUGE-2"),
+            f"{v['f']:.2f}",
+            f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]",
+            f"{v['p']:.2f}",
+            f"{v['r']:.2f}",
+        ]
         for k, v in result["rouge"].items()
     ]
     head = f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}  |  {d['documents']} documents from {d['spec']}"
