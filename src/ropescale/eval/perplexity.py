@@ -16,9 +16,9 @@ Corpus perplexity = exp(total NLL / total scored tokens): token-weighted over al
 of per-window or per-document means (PAPER.md 5.5). Documents are tokenised once with the tokenizer's own
 special tokens (LLaMA's adds BOS at the start of each document, not of each window).
 
-Speed: the model body runs on whole windows, but the LM head (and log-softmax) only on the positions that
-are scored (`logits_to_keep`), windows of the same shape are batched, and dynamic rotary state is reset
-before every forward so a result never depends on what was evaluated before it.
+Speed and memory: the model body runs on whole windows, but the LM head (and log-softmax) only on the
+positions that are scored, in chunks; windows of the same shape are batched; dynamic rotary state is
+reset before every forward so a result never depends on what was evaluated before it.
 """
 
 from __future__ import annotations
@@ -60,17 +60,58 @@ def plan_windows(n_tokens: int, length: int, stride: int) -> list[Window]:
     return windows
 
 
+HEAD_CHUNK = 2048  # positions per LM-head call: bounds the (positions, vocab) logits held in memory
+
+
 @torch.inference_mode()
-def score_batch(model: Any, ids: torch.Tensor, scored: int) -> torch.Tensor:
+def split_head(model: Any) -> tuple[Any, Any] | None:
+    """(body, lm_head) when the model's logits are exactly lm_head(body(x)), checked on a few tokens;
+    None otherwise (no such accessors, or extra logit processing such as soft-capping), in which case
+    `score_batch` uses the model's own forward with `logits_to_keep`."""
+    try:
+        body, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if body is None or head is None:
+        return None
+    ids = torch.arange(1, 9, device=next(model.parameters()).device)[None]
+    reset_rotary(model)
+    want = model(input_ids=ids, use_cache=False).logits
+    reset_rotary(model)
+    got = head(body(input_ids=ids, use_cache=False).last_hidden_state)
+    return (
+        (body, head) if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4) else None
+    )
+
+
+def _nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """logits: (..., V), targets: (...) -> NLL (...) in float64, computed in float32."""
+    flat = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+    )
+    return flat.double().view(targets.shape)
+
+
+@torch.inference_mode()
+def score_batch(model: Any, ids: torch.Tensor, scored: int, split=None) -> torch.Tensor:
     """NLL (float64, nats) of the last `scored` tokens of each row. ids: (B, T) -> (B, scored).
 
-    Only the `scored` positions that predict those tokens go through the LM head: the last position's
-    logits would predict a token outside the window, so `scored + 1` are kept and the last dropped."""
+    Only the `scored` positions that predict those tokens go through the LM head (the last position
+    would predict a token outside the window). With `split` = (body, head) the head runs in chunks of
+    HEAD_CHUNK positions, so even a first window of 32k tokens never holds all its logits at once."""
     reset_rotary(model)
-    logits = model(input_ids=ids, logits_to_keep=scored + 1, use_cache=False).logits[:, :-1]
-    logp = F.log_softmax(logits.float(), dim=-1)
     targets = ids[:, -scored:]
-    return -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
+    if split is None:
+        logits = model(input_ids=ids, logits_to_keep=scored + 1, use_cache=False).logits[:, :-1]
+        return _nll(logits, targets)
+    body, head = split
+    hidden = body(input_ids=ids, use_cache=False).last_hidden_state[:, -scored - 1 : -1]
+    hidden, flat = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+    parts = [
+        _nll(head(hidden[i : i + HEAD_CHUNK]), flat[i : i + HEAD_CHUNK])
+        for i in range(0, len(flat), HEAD_CHUNK)
+    ]
+    return torch.cat(parts).view(targets.shape)
 
 
 def document_nll(
@@ -87,12 +128,13 @@ def document_nll(
     nll = np.zeros(len(docs))
     count = np.zeros(len(docs), dtype=np.int64)
     device = next(model.parameters()).device
+    split = split_head(model) if groups else None
     for (width, scored), items in sorted(groups.items()):
         per_batch = max(1, batch_tokens // width)
         for i in range(0, len(items), per_batch):
             chunk = items[i : i + per_batch]
             ids = torch.stack([docs[d][w.begin : w.end] for d, w in chunk]).to(device)
-            sums = score_batch(model, ids, scored).sum(dim=1).cpu().numpy()
+            sums = score_batch(model, ids, scored, split).sum(dim=1).cpu().numpy()
             for (d, _), s in zip(chunk, sums, strict=True):
                 nll[d] += s
                 count[d] += scored

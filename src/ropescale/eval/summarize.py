@@ -106,7 +106,8 @@ def run_summarize(cfg) -> dict[str, Any]:
         raise ValueError(f"--data {cfg.data}: no records")
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
     overhead = len(prompt_ids(tokenizer, "", 0)[0])
-    check_lengths([cfg.max_input_tokens + overhead + cfg.max_new_tokens], info, cfg.allow_extrapolation)
+    what = f"prompt + summary tokens (--max-input-tokens + {overhead} + --max-new-tokens)"
+    check_lengths([cfg.max_input_tokens + overhead + cfg.max_new_tokens], info, cfg.allow_extrapolation, what)
     items = [
         summarize_one(model, tokenizer, i, r, cfg)
         for i, r in enumerate(tqdm(records, unit="doc", desc="eval summarize", disable=None))
