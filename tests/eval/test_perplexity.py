@@ -30,6 +30,7 @@ from .toys import bigram, position_toy
         (9, 4, 2, [(0, 4, 3), (2, 6, 2), (4, 8, 2), (5, 9, 1)]),  # final partial window keeps L tokens
         (3, 8, 2, [(0, 3, 2)]),  # shorter than the window: one window, all targets
         (8, 4, 4, [(0, 4, 3), (4, 8, 3)]),  # stride = window: chunks, first token of each is context
+        (10, 4, 4, [(0, 4, 3), (4, 8, 3), (6, 10, 2)]),  # a final partial chunk keeps L tokens
         (1, 4, 2, []),
     ],
 )
@@ -80,7 +81,7 @@ def _docs(vocab: int, lengths: list[int], seed: int = 0) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(("length", "stride"), [(64, 16), (48, 7), (32, 32)])
 def test_matches_naive_reference_loop(tiny_llama, length, stride):
-    docs = _docs(96, [200, 64, 131, 40])
+    docs = _docs(96, [130, 64, 91, 40])
     nll, count = document_nll(docs, length, stride, tiny_llama, batch_tokens=256)
     for i, doc in enumerate(docs):
         ref_total, ref_count = reference_nll(tiny_llama, doc, length, stride)

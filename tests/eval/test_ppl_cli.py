@@ -19,11 +19,11 @@ from .conftest import make_char_tokenizer
 def test_cli_matches_reference_on_local_text(tiny_char_dir, tmp_path, capsys):
     data = tmp_path / "docs"
     data.mkdir()
-    texts = ["The quick brown fox jumps over the lazy dog. " * 6, "Pack my box with five dozen jugs. " * 9]
+    texts = ["The quick brown fox jumps over the lazy dog. " * 3, "Pack my box with five dozen jugs. " * 4]
     for i, text in enumerate(texts):
         (data / f"{i}.txt").write_text(text)
     out = tmp_path / "ppl.json"
-    argv = ["eval", "ppl", "--model", tiny_char_dir, "--data", data, "--lengths", "32,64", "--stride", "8"]
+    argv = ["eval", "ppl", "--model", tiny_char_dir, "--data", data, "--lengths", "32,64", "--stride", "12"]
     assert main([str(a) for a in [*argv, "--batch-tokens", "100", "--out", out]]) == 0
     printed = capsys.readouterr().out
     assert "95% CI" in printed and "wrote" in printed
@@ -32,7 +32,7 @@ def test_cli_matches_reference_on_local_text(tiny_char_dir, tmp_path, capsys):
     model = AutoModelForCausalLM.from_pretrained(tiny_char_dir).eval()
     docs = [torch.tensor(make_char_tokenizer()(t)["input_ids"]) for t in texts]
     for entry, length in zip(r["lengths"], [32, 64], strict=True):
-        sums = [reference_nll(model, d, length, 8) for d in docs]
+        sums = [reference_nll(model, d, length, 12) for d in docs]
         total, count = sum(s for s, _ in sums), sum(c for _, c in sums)
         assert entry["tokens"] == count == sum(len(d) - 1 for d in docs)
         assert entry["ppl"] == pytest.approx(math.exp(total / count), rel=1e-5)

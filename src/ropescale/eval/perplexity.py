@@ -8,10 +8,10 @@ stride S, windows are laid out by their END position e (tokens [max(0, e-L), e))
   - the final window ends exactly at N: it scores the r <= S tokens left over, and still spans a full L
     tokens (it starts at N-L), so those tokens get MORE context than L-S, never less.
 With S < L every target is scored exactly once, so a document contributes N-1 tokens. S = L is plain
-chunked perplexity: non-overlapping L-token chunks, the first token of each chunk is context only (it
-has nothing before it in its window), so a document contributes N - ceil(N/L) tokens; S > L is refused.
-Documents shorter than L are
-scored in one window with all the context they have (counted as `short_docs` in the result).
+chunked perplexity: non-overlapping L-token chunks whose first token is context only (nothing precedes
+it in its window), so each full chunk scores L-1 tokens; a final partial chunk still spans L tokens and
+scores its own tokens with context from the chunk before. S > L is refused. Documents shorter than L are scored
+in one window with all the context they have (counted as `short_docs` in the result).
 Corpus perplexity = exp(total NLL / total scored tokens): token-weighted over all documents, not a mean
 of per-window or per-document means (PAPER.md 5.5). Documents are tokenised once with the tokenizer's own
 special tokens (LLaMA's adds BOS at the start of each document, not of each window).
