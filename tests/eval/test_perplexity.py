@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ropescale.eval.common import bootstrap_ci
 from ropescale.eval import perplexity
+from ropescale.eval.common import bootstrap_ci
 from ropescale.eval.perplexity import (
     document_nll,
     perplexity_at,
@@ -68,6 +68,10 @@ def test_position_toy_hand_computed():
     r = perplexity_at(position_toy(), [torch.zeros(6, dtype=torch.long)], 4, 2, batch_tokens=64)
     assert r["tokens"] == 5
     assert r["ppl"] == pytest.approx(288 ** (1 / 5), rel=1e-6)
+    # by position of the target in its window: 1 -> {2}, 2 -> {3, 3}, 3 -> {4, 4} (position 0 never scored)
+    buckets = [(b["from"], b["tokens"], b["ppl"]) for b in r["by_position"]]
+    assert [b[:2] for b in buckets] == [(0, 0), (1, 1), (2, 2), (3, 2)]
+    assert [b[2] for b in buckets[1:]] == pytest.approx([2, 3, 4], rel=1e-6)
     # N=7: the final window [3,7) scores only x6, predicted at window position 2 (p = 1/4) with 3 tokens
     # of context, not from a shorter window [4,7) (which would give position 1, p = 1/3)
     r = perplexity_at(position_toy(), [torch.zeros(7, dtype=torch.long)], 4, 2, batch_tokens=64)
@@ -95,7 +99,9 @@ def test_chunked_head_equals_logits_to_keep(tiny_llama, monkeypatch):
     assert split is not None
     ids = torch.stack(_docs(96, [48, 48, 48]))
     for scored in (1, 16, 47):
-        torch.testing.assert_close(score_batch(tiny_llama, ids, scored, split), score_batch(tiny_llama, ids, scored))
+        torch.testing.assert_close(
+            score_batch(tiny_llama, ids, scored, split), score_batch(tiny_llama, ids, scored)
+        )
 
 
 def test_split_head_refuses_extra_logit_processing(tiny_llama):

@@ -24,6 +24,7 @@ reset before every forward so a result never depends on what was evaluated befor
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from collections import defaultdict
@@ -115,12 +116,19 @@ def score_batch(model: Any, ids: torch.Tensor, scored: int, split=None) -> torch
 
 
 def document_nll(
-    docs: list[torch.Tensor], length: int, stride: int, model: Any, batch_tokens: int, progress=None
+    docs: list[torch.Tensor],
+    length: int,
+    stride: int,
+    model: Any,
+    batch_tokens: int,
+    progress=None,
+    by_position: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-document (summed NLL, scored tokens) at window `length`. docs: 1-D token id tensors.
 
     Windows of equal (length, scored) from all documents are stacked into batches of at most
-    `batch_tokens` tokens (at least one window)."""
+    `batch_tokens` tokens (at least one window). `by_position` (2, length), if given, accumulates the
+    NLL sum and count of targets by their position inside the window (= the context they had)."""
     groups: dict[tuple[int, int], list[tuple[int, Window]]] = defaultdict(list)
     for d, doc in enumerate(docs):
         for w in plan_windows(len(doc), length, stride):
@@ -134,7 +142,11 @@ def document_nll(
         for i in range(0, len(items), per_batch):
             chunk = items[i : i + per_batch]
             ids = torch.stack([docs[d][w.begin : w.end] for d, w in chunk]).to(device)
-            sums = score_batch(model, ids, scored, split).sum(dim=1).cpu().numpy()
+            token_nll = score_batch(model, ids, scored, split).cpu().numpy()
+            if by_position is not None:
+                by_position[0, width - scored : width] += token_nll.sum(axis=0)
+                by_position[1, width - scored : width] += len(chunk)
+            sums = token_nll.sum(axis=1)
             for (d, _), s in zip(chunk, sums, strict=True):
                 nll[d] += s
                 count[d] += scored
@@ -168,9 +180,11 @@ def reference_nll(model: Any, doc: torch.Tensor, length: int, stride: int) -> tu
 def perplexity_at(
     model: Any, docs: list[torch.Tensor], length: int, stride: int, batch_tokens: int, progress=None
 ) -> dict[str, Any]:
-    """Token-weighted perplexity over `docs` at one window length, with per-document numbers."""
+    """Token-weighted perplexity over `docs` at one window length, with per-document numbers and the
+    perplexity by position inside the window (eighths of the window: where extrapolation breaks down)."""
     start = time.perf_counter()
-    nll, count = document_nll(docs, length, stride, model, batch_tokens, progress)
+    positions = np.zeros((2, length))
+    nll, count = document_nll(docs, length, stride, model, batch_tokens, progress, positions)
     seconds = time.perf_counter() - start
     tokens = int(count.sum())
     mean = float(nll.sum() / tokens) if tokens else float("nan")
@@ -194,9 +208,22 @@ def perplexity_at(
             }
             for i in range(len(docs))
         ],
+        "by_position": position_buckets(positions),
         "_nll": nll,
         "_count": count,
     }
+
+
+def position_buckets(positions: np.ndarray, buckets: int = 8) -> list[dict[str, Any]]:
+    """Perplexity of the targets whose position in the window lies in each of `buckets` equal ranges.
+    positions: (2, L) NLL sums and counts by position."""
+    length = positions.shape[1]
+    edges = sorted({round(i * length / buckets) for i in range(buckets + 1)})
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        total, n = positions[0, lo:hi].sum(), int(positions[1, lo:hi].sum())
+        out.append({"from": lo, "to": hi, "tokens": n, "ppl": math.exp(total / n) if n else float("nan")})
+    return out
 
 
 def tokenize_documents(
@@ -281,5 +308,11 @@ def format_ppl(result: dict[str, Any]) -> str:
         for r in result["lengths"]
     ]
     body = table(["length", "stride", "ppl", "95% CI (docs)", "scored", "short docs", "tok/s"], rows)
+    positions = "\n".join(
+        f"  {r['length']}: "
+        + "  ".join(f"{b['from']}-{b['to']} {b['ppl']:.4g}" for b in r["by_position"] if b["tokens"])
+        for r in result["lengths"]
+        if "by_position" in r
+    )
     tail = f"\nwrote {result['out']}" if result.get("out") else ""
-    return f"{head}\n{body}{tail}"
+    return f"{head}\n{body}\nppl by position of the scored token in its window:\n{positions}{tail}"

@@ -58,6 +58,17 @@ def ppl_tables(results: list[dict[str, Any]]) -> list[str]:
             "95% CI",
         ]
         out.append(f"95% bootstrap intervals over documents:\n\n{markdown(head2, detail)}")
+        lines = [
+            f"- {' / '.join(map(str, label))} @ {n}: "
+            + ", ".join(
+                f"{b['from']}–{b['to']}: {fmt_ppl(b['ppl'])}" for b in c["by_position"] if b["tokens"]
+            )
+            for label, cells in rows.items()
+            for n, c in sorted(cells.items())
+            if c.get("by_position")
+        ]
+        if lines:
+            out.append("Perplexity by position of the scored token in its window:\n\n" + "\n".join(lines))
     return out
 
 
