@@ -19,6 +19,10 @@ def _ppl(method, factor, window, values):
         {"length": n, "stride": 256, "ppl": v, "ci95": [v * 0.9, v * 1.1], "documents": 2, "tokens": 100}
         for n, v in values.items()
     ]
+    cells[-1]["by_position"] = [
+        {"from": 0, "to": 8192, "tokens": 10, "ppl": 7.0},
+        {"from": 8192, "to": 16384, "tokens": 10, "ppl": 900.0},
+    ]
     return {"kind": "ppl", "model": _model(method, factor, window), "data": {"spec": "books", "documents": 2},
             "lengths": cells}  # fmt: skip
 
@@ -56,7 +60,8 @@ def test_report_tables_and_plots(tmp_path, capsys):
     assert "| m | linear x2 | 16384 | 7.30 | - | 6.80 |" in text  # a length not evaluated is "-"
     assert "| m | linear x2 | 16384 | 100 (70%) |" in text
     assert "| 512 | 50% | 100% |" in text
-    for png in ("ppl_vs_length.png", "passkey_accuracy.png", "passkey_depth_0.png"):
+    assert "- m / none / 8192 @ 16384: 0–8192: 7.00, 8192–16384: 900.00" in text
+    for png in ("ppl_vs_length.png", "ppl_by_position.png", "passkey_accuracy.png", "passkey_depth_0.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in capsys.readouterr().out
     assert main(["report", str(files[0]), "--out", str(out)]) == 2  # never overwrites without asking

@@ -65,6 +65,34 @@ def ppl_plot(results: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def position_plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """Perplexity by position of the scored token inside its window, one line per model/method/length:
+    where in the window extrapolation breaks down (log y when values span > 10x)."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    values = []
+    for r in results:
+        for cell in r["lengths"]:
+            pts = [b for b in cell.get("by_position", []) if b["tokens"]]
+            if pts:
+                values += [b["ppl"] for b in pts]
+                label = f"{_label(r['model'])} @ {cell['length']} [{r['data']['spec']}]"
+                (line,) = ax.plot(
+                    [(b["from"] + b["to"]) / 2 for b in pts], [b["ppl"] for b in pts], marker="o", label=label
+                )
+                ax.axvline(r["model"]["window"], color=line.get_color(), linestyle=":", linewidth=1)
+    if use_log_scale(values):
+        ax.set_yscale("log")
+    ax.set_xlabel("position of the scored token in its window (bucket centre, tokens)")
+    ax.set_ylabel("perplexity")
+    ax.set_title("Perplexity by position in the window (dotted: each model's window)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def passkey_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Passkey accuracy vs distance k, one line per model/method/prompt length."""
     fig = _figure()

@@ -51,6 +51,8 @@ def _plots(grouped: dict[str, list[dict[str, Any]]], folder: Path) -> list[str]:
     made = []
     if grouped["ppl"]:
         made.append(plots.ppl_plot(grouped["ppl"], folder / "ppl_vs_length.png").name)
+    if any(c.get("by_position") for r in grouped["ppl"] for c in r["lengths"]):
+        made.append(plots.position_plot(grouped["ppl"], folder / "ppl_by_position.png").name)
     if any(c["ks"] for r in grouped["passkey"] for c in r["lengths"]):
         made.append(plots.passkey_plot(grouped["passkey"], folder / "passkey_accuracy.png").name)
     for i, r in enumerate(grouped["passkey"]):
