@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo lint clean
+.PHONY: setup test test-fast demo lint clean bench-eval
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: setup
 demo: setup
 	$(BIN)/ropescale extend smollm2-135m --method linear --factor 2 --out runs/smollm2-135m-pi2 --overwrite
 	$(BIN)/ropescale inspect runs/smollm2-135m-pi2
+
+bench-eval: setup
+	$(BIN)/python bench/eval_ppl_bench.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -63,6 +63,37 @@ COMMANDS: dict[str, Command] = {
         "ropescale.train.run:format_train",
         "fine-tune a model on long sequences with scaled RoPE (the paper's recipe; torchrun for FSDP)",
     ),
+    # evaluation (eval/, report/)
+    "eval ppl": Command(
+        C.PplConfig,
+        "ropescale.eval.perplexity:run_ppl",
+        "ropescale.eval.perplexity:format_ppl",
+        "sliding-window perplexity (Press et al., stride S) at one or more window lengths, with bootstrap confidence intervals",
+    ),
+    "eval passkey": Command(
+        C.PasskeyConfig,
+        "ropescale.eval.passkey:run_passkey",
+        "ropescale.eval.passkey:format_passkey",
+        "passkey retrieval (the paper's prompt): accuracy by distance k, effective window k_max, depth grid",
+    ),
+    "eval summarize": Command(
+        C.SummarizeConfig,
+        "ropescale.eval.summarize:run_summarize",
+        "ropescale.eval.summarize:format_summarize",
+        "long-document summarization with the paper's prompt and sampling, ROUGE-1/2/L vs references",
+    ),
+    "eval harness": Command(
+        C.HarnessConfig,
+        "ropescale.eval.harness:run_harness",
+        "ropescale.eval.harness:format_harness",
+        "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
+    ),
+    "report": Command(
+        C.ReportConfig,
+        "ropescale.report.run:run_report",
+        "ropescale.report.run:format_report",
+        "markdown tables in the paper's layout and PNG plots from eval result files",
+    ),
 }
 
 
@@ -132,6 +163,9 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optiona
             kwargs.pop("dest")
             if has_default:  # an optional positional (e.g. `theory [MODEL] --figures DIR`)
                 kwargs["nargs"] = "?"
+            if origin in (list, tuple):  # a positional list takes one or more arguments: `report A B C`
+                kwargs.update(nargs="+", type=typing.get_args(tp)[0])
+                kwargs.pop("metavar")
             parser.add_argument(dest, metavar=f.name.upper(), **kwargs)
         else:
             # required flags are checked after --config files are merged (see `parse`)

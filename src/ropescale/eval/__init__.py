@@ -1,0 +1,1 @@
+"""Evaluations: sliding-window perplexity, passkey retrieval, summarization (ROUGE), short-context checks."""

@@ -1,0 +1,92 @@
+"""What every evaluation command shares: loading the (scaled) model, describing it, writing the result."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import io
+from ..config import LoadOptions, RopeScaling
+
+
+def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, model description) with `rope` applied (None keeps the model's own scaling)."""
+    from ..models.prepare import prepare_model
+
+    start = time.perf_counter()
+    model, tokenizer, spec = prepare_model(name, load, rope)
+    info = describe(name, spec, model)
+    info["load_s"] = round(time.perf_counter() - start, 3)
+    return model, tokenizer, info
+
+
+def describe(name: str, spec: RopeScaling, model: Any) -> dict[str, Any]:
+    """The row label of a result: model, method, factor, original window L and extended window L'."""
+    original = spec.original_max_position_embeddings or model.config.max_position_embeddings
+    window = spec.new_window or original
+    return {
+        "name": str(name),
+        "method": spec.rope_type,
+        "factor": float(spec.factor),
+        "original_window": int(original),
+        "window": int(window),
+        "scaling": spec.to_dict(),
+    }
+
+
+def check_lengths(
+    lengths: list[int], info: dict[str, Any], allow_extrapolation: bool, what: str = "--lengths"
+) -> None:
+    """Evaluation lengths must lie within the model's window unless extrapolation was asked for."""
+    too_long = [n for n in lengths if n > info["window"]]
+    if too_long and not allow_extrapolation:
+        raise ValueError(
+            f"{what} {','.join(map(str, too_long))} exceed the model's window {info['window']} "
+            f"(method {info['method']}, factor {info['factor']:g}); pass --allow-extrapolation to evaluate anyway"
+        )
+
+
+def bootstrap_ci(
+    numerators: np.ndarray,
+    denominators: np.ndarray,
+    transform=lambda x: x,
+    samples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap over items of transform(sum(num) / sum(den)), resampling items with
+    replacement (a ratio of sums, so a token-weighted mean NLL stays token-weighted in every resample)."""
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    if num.size == 0:
+        return (float("nan"), float("nan"))
+    idx = np.random.default_rng(seed).integers(0, num.size, size=(samples, num.size))
+    stats = transform(num[idx].sum(axis=1) / den[idx].sum(axis=1))
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def finish(result: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """Add package versions, then write the result JSON atomically when --out was given."""
+    result["environment"] = io.environment()
+    if out is not None:
+        io.write_json(out, result)
+        result["out"] = str(out)
+    return result
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned text table (first column left-aligned, the rest right-aligned)."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
