@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from ropescale.cli import main
-from ropescale.eval.documents import load_documents, load_records
+from ropescale.data import load_documents, load_records
 from ropescale.eval.perplexity import reference_nll
 
 from .conftest import make_char_tokenizer

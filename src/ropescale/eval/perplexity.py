@@ -236,7 +236,7 @@ def tokenize_documents(
 ) -> list[torch.Tensor]:
     """Token ids of up to `max_docs` documents (with --truncate-to: only those of >= N tokens, cut to N).
     Documents of fewer than 2 tokens have no target and are skipped."""
-    from .documents import load_documents
+    from ..data.corpora import load_documents
 
     docs = []
     for text in load_documents(data, text_field, split):

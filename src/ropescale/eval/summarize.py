@@ -94,7 +94,7 @@ def run_summarize(cfg) -> dict[str, Any]:
 
     from .. import io
     from .common import check_lengths, finish, load_for_eval
-    from .documents import load_records
+    from ..data.corpora import load_records
 
     if cfg.out is not None:
         io.check_out_file(cfg.out)
