@@ -110,3 +110,51 @@ def test_passkey_fraction(tmp_path, bpe_tokenizer):
     assert ((labels == -100).any(1).numpy() <= is_passkey).all()  # only passkey rows have masked padding
     s = sampler.state
     assert s.items == 200 and s.epoch * len(packed.train) + s.cursor == 200 - is_passkey.sum()
+
+
+def test_answer_only_passkeys_train_on_the_key_and_fill_from_zero(bpe_tokenizer):
+    tok = bpe_tokenizer
+    maker = PasskeyMaker.for_tokenizer(tok, 256, min_fill=0.0, answer_only=True)
+    rng = np.random.default_rng(1)
+    lengths = []
+    for _ in range(40):
+        ids, mask = maker.make(rng)
+        end = ids.tolist().index(tok.eos_token_id)  # the document ends " KEY." then EOS
+        match = PATTERN.match(tok.decode(ids[:end].tolist()))
+        assert match, tok.decode(ids[:end].tolist())
+        assert tok.decode(ids[mask].tolist()) == f" {match['answer']}."  # only the answer is scored
+        assert not mask[end:].any()  # ... not the EOS or the padding
+        lengths.append(end)
+    assert min(lengths) < 0.4 * 256 < 0.8 * 256 < max(lengths)  # short and long documents both occur
+
+
+def test_passkey_batches_come_whole(tmp_path, bpe_tokenizer):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    (folder / "a.txt").write_text("To be or not to be. " * 400)
+    packed = pack(DataRequest(str(folder), seq_len=128, val_fraction=0.0), bpe_tokenizer, tmp_path / "c")
+    maker = PasskeyMaker.for_tokenizer(bpe_tokenizer, 128, answer_only=True)
+    sampler = BatchSampler(packed, 8, seed=0, passkey=maker, passkey_fraction=0.3, passkey_batches=True)
+    kinds = []
+    for _ in range(60):
+        _, labels = sampler.next_batch()
+        scored = (labels != -100).sum(1)
+        assert (scored < 10).all() or (scored == 128).all()  # a batch is all passkey or all text
+        kinds.append(bool((scored < 10).all()))
+    assert 0.15 < np.mean(kinds) < 0.45
+    state = sampler.state_dict()
+    again = BatchSampler(packed, 8, seed=0, passkey=maker, passkey_fraction=0.3, passkey_batches=True)
+    again.load_state_dict(state)
+    assert torch.equal(again.next_batch()[1], sampler.next_batch()[1])  # resumable like item mixing
+
+
+def test_passkey_span_keeps_documents_short_inside_long_sequences(bpe_tokenizer):
+    maker = PasskeyMaker.for_tokenizer(bpe_tokenizer, 512, min_fill=0.9, span=128)
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        ids, mask = maker.make(rng)
+        assert ids.shape == (512,)
+        n = int(mask.sum())
+        assert 0.6 * 128 < n <= 128 and not mask[n:].any()  # the document fills most of the span only
+    with pytest.raises(ValueError, match="--passkey-span 16"):
+        PasskeyMaker.for_tokenizer(bpe_tokenizer, 512, span=16)

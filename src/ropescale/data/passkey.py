@@ -44,35 +44,56 @@ class PasskeyMaker:
     seq_len: int
     overhead: int
     tokens_per_char: float
+    min_fill: float = 0.5
+    answer_only: bool = False
+    span: int | None = None
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, seq_len: int) -> PasskeyMaker:
+    def for_tokenizer(
+        cls,
+        tokenizer: Any,
+        seq_len: int,
+        min_fill: float = 0.5,
+        answer_only: bool = False,
+        span: int | None = None,
+    ) -> PasskeyMaker:
+        """`min_fill`: the filler fills between this fraction and all of the span (0 = keys at every
+        distance). `answer_only`: the loss mask covers only the answer (" KEY."), not the prompt.
+        `span`: documents fit in this many tokens (default `seq_len`) and are padded to `seq_len`, e.g. to
+        rehearse retrieval within the original window L while fine-tuning at s L."""
+        span = min(span or seq_len, seq_len)
         overhead = len(_encode(tokenizer, passkey_text(12345, 0, 0)))
         long = passkey_text(12345, 4000, 0)
         per_char = (len(_encode(tokenizer, long)) - overhead) / 4000
-        if overhead + 2 > seq_len:
+        if overhead + 2 > span:
             raise ValueError(
-                f"the passkey prompt needs {overhead + 2} tokens with this tokenizer, more than --seq-len "
-                f"{seq_len}; use a longer --seq-len or --passkey-fraction 0"
+                f"the passkey prompt needs {overhead + 2} tokens with this tokenizer, more than "
+                f"{'--seq-len' if span == seq_len else '--passkey-span'} {span}; use a longer one or "
+                "--passkey-fraction 0"
             )
-        return cls(tokenizer, seq_len, overhead, per_char)
+        return cls(tokenizer, seq_len, overhead, per_char, min_fill, answer_only, span)
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(input_ids, loss_mask), both (seq_len,): the document, EOS, then EOS padding that is masked out.
-        The filler fills between half and all of the window, the key line splits it uniformly at random."""
+        """(input_ids, loss_mask), both (seq_len,): the document, EOS, then EOS padding that is masked out
+        (with `answer_only`, everything but the answer " KEY." is masked out). The filler fills between
+        `min_fill` and all of the window, the key line splits it uniformly at random."""
         key = int(rng.integers(10000, 100000))
-        room = max(0.0, (self.seq_len - 1 - self.overhead - 4) / self.tokens_per_char)
-        total = int(room * rng.uniform(0.5, 1.0))
+        span = self.span or self.seq_len
+        room = max(0.0, (span - 1 - self.overhead - 4) / self.tokens_per_char)
+        total = int(room * rng.uniform(self.min_fill, 1.0))
         prefix = int(rng.integers(0, total + 1))
         ids = _encode(self.tokenizer, passkey_text(key, prefix, total - prefix))
-        while len(ids) > self.seq_len - 1:  # rare: tokenisation at the cut was denser than measured
+        while len(ids) > span - 1:  # rare: tokenisation at the cut was denser than measured
             total, prefix = int(total * 0.9), int(prefix * 0.9)
             ids = _encode(self.tokenizer, passkey_text(key, prefix, total - prefix))
         eos = self.tokenizer.eos_token_id
         out = np.full(self.seq_len, eos, dtype=np.int64)
         out[: len(ids)] = ids
         mask = np.zeros(self.seq_len, dtype=bool)
-        mask[: len(ids) + 1] = True  # the document and its closing EOS are trained on, the padding is not
+        if self.answer_only:  # the text ends with the answer " KEY." (its "." teaches where it stops)
+            mask[len(ids) - len(_encode(self.tokenizer, f" {key}.")) : len(ids)] = True
+        else:
+            mask[: len(ids) + 1] = True  # the document and its closing EOS are trained on, the padding not
         return out, mask
 
 

@@ -44,9 +44,14 @@ class BatchSampler:
         seed: int = 0,
         passkey: PasskeyMaker | None = None,
         passkey_fraction: float = 0.0,
+        passkey_batches: bool = False,
     ):
+        """`passkey_batches`: passkey documents come as whole batches (a `passkey_fraction` of the batches)
+        instead of single rows, so a loss on only their answers is not diluted by language-modelling
+        tokens (the loss is a mean over the batch's scored tokens)."""
         self.packed, self.batch_size, self.seed = packed, batch_size, seed
         self.passkey, self.passkey_fraction = passkey, passkey_fraction
+        self.passkey_batches = passkey_batches
         self.state = SamplerState()
         self._perm: tuple[int, np.ndarray] | None = None
 
@@ -56,11 +61,14 @@ class BatchSampler:
             self._perm = (epoch, rng.permutation(len(self.packed.train)))
         return self._perm[1]
 
-    def _item(self) -> tuple[np.ndarray, np.ndarray]:
+    def _item(self, passkey: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         s = self.state
         rng = np.random.default_rng([self.seed, s.items, 7])  # per-item stream: no hidden state to save
         s.items += 1
-        if self.passkey is not None and rng.random() < self.passkey_fraction:
+        draw = rng.random()
+        if passkey is None:
+            passkey = self.passkey is not None and draw < self.passkey_fraction
+        if passkey:
             ids, mask = self.passkey.make(rng)
             return ids, to_labels(ids, mask)
         if s.cursor >= len(self.packed.train):
@@ -72,7 +80,11 @@ class BatchSampler:
         return ids.astype(np.int64), to_labels(ids, mask)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self._item() for _ in range(self.batch_size)]
+        passkey = None
+        if self.passkey_batches:
+            draw = np.random.default_rng([self.seed, self.state.items, 11]).random()
+            passkey = self.passkey is not None and draw < self.passkey_fraction
+        rows = [self._item(passkey) for _ in range(self.batch_size)]
         ids = torch.from_numpy(np.stack([r[0] for r in rows]))
         labels = torch.from_numpy(np.stack([r[1] for r in rows]))
         return ids, labels

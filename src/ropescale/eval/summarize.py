@@ -93,8 +93,8 @@ def run_summarize(cfg) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from .. import io
-    from .common import check_lengths, finish, load_for_eval
     from ..data.corpora import load_records
+    from .common import check_lengths, finish, load_for_eval
 
     if cfg.out is not None:
         io.check_out_file(cfg.out)

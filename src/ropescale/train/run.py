@@ -151,8 +151,13 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
             f"({cfg.micro_batch_size} x {d.world})"
         )
     packed = _data(cfg, tokenizer, seq_len, d)
-    maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len) if cfg.passkey_fraction > 0 else None
-    sampler = BatchSampler(packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction)
+    maker = None
+    if cfg.passkey_fraction > 0:
+        answer = cfg.passkey_loss == "answer"
+        maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len, cfg.passkey_min_fill, answer, cfg.passkey_span)
+    sampler = BatchSampler(
+        packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction, cfg.passkey_loss == "answer"
+    )
     root = CausalLMLoss(lm, cfg.loss_chunk)
     gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"  # fp32 weights, bf16 compute
     dist.shard(root, lm, d, torch.bfloat16 if gpu_bf16 and d.sharded else None)
@@ -190,6 +195,9 @@ def _fingerprint(cfg: TrainOptions, spec: Any, packed: Any, seq_len: int) -> dic
         "seq_len": seq_len,
         "batch_size": cfg.batch_size,
         "passkey_fraction": cfg.passkey_fraction,
+        "passkey_loss": cfg.passkey_loss,
+        "passkey_min_fill": cfg.passkey_min_fill,
+        "passkey_span": cfg.passkey_span,
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
     }

@@ -1,0 +1,51 @@
+"""Dataclasses for every knob. Each field's `help` is its one-line doc and its `--help` text.
+
+A field's metadata may also carry:
+  - ``flag``: the CLI spelling when it differs from ``--field-name`` (e.g. ``rope_type`` is ``--method``);
+  - ``positional``: the field is a positional argument.
+Validation lives in ``__post_init__`` and raises ``ValueError`` naming the flag.
+
+One module per group of commands: base (knob, RopeScaling, LoadOptions, extend, inspect), theory, train
+(pretrain, train), eval (eval ..., report), demo.
+"""
+
+from .base import (
+    DTYPES,
+    METHOD_NAMES,
+    ExtendConfig,
+    InspectConfig,
+    LoadOptions,
+    RopeScaling,
+    knob,
+    resolve_path,
+)
+from .demo import DEMO_MODELS, DemoConfig
+from .eval import HarnessConfig, PasskeyConfig, PplConfig, ReportConfig, SummarizeConfig
+from .theory import THEORY_FIT_DTYPES, TheoryConfig
+from .train import PASSKEY_LOSSES, SCHEDULES, TASKS, PretrainConfig, TrainConfig, TrainOptions
+
+__all__ = [
+    "DEMO_MODELS",
+    "DTYPES",
+    "METHOD_NAMES",
+    "PASSKEY_LOSSES",
+    "SCHEDULES",
+    "TASKS",
+    "THEORY_FIT_DTYPES",
+    "DemoConfig",
+    "ExtendConfig",
+    "HarnessConfig",
+    "InspectConfig",
+    "LoadOptions",
+    "PasskeyConfig",
+    "PplConfig",
+    "PretrainConfig",
+    "ReportConfig",
+    "RopeScaling",
+    "SummarizeConfig",
+    "TheoryConfig",
+    "TrainConfig",
+    "TrainOptions",
+    "knob",
+    "resolve_path",
+]

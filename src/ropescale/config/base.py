@@ -1,0 +1,205 @@
+"""The knobs everything shares: knob(), RopeScaling, LoadOptions, and the extend/inspect commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The scaling methods ropescale implements, by the name users pass to --method. `none` is plain RoPE
+# (extrapolation); the others follow transformers' rope_type names where transformers has one.
+METHOD_NAMES = ("none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope")
+
+
+def knob(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
+    """A dataclass field with its one-line doc (and optional CLI metadata)."""
+    meta["help"] = help
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(name: str, value: float | None, flag: str) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{flag} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """How to rescale RoPE. Key names are transformers' (`rope_parameters`), so configs round-trip."""
+
+    rope_type: str = knob(
+        "none", f"scaling method: one of {', '.join(METHOD_NAMES)} (none = plain RoPE)", flag="--method"
+    )
+    factor: float = knob(1.0, "scale factor s = L'/L (new window / original window), >= 1")
+    original_max_position_embeddings: int | None = knob(
+        None, "original (pre-training) window L; default: the model's max_position_embeddings"
+    )
+    attention_factor: float | None = knob(
+        None, "yarn/longrope: multiplier on cos/sin (default: the method's formula)"
+    )
+    beta_fast: float | None = knob(None, "yarn: rotations above which a dimension is untouched (default 32)")
+    beta_slow: float | None = knob(
+        None, "yarn: rotations below which a dimension is fully interpolated (default 1)"
+    )
+    mscale: float | None = knob(None, "yarn (DeepSeek style): mscale numerator of the attention factor")
+    mscale_all_dim: float | None = knob(
+        None, "yarn (DeepSeek style): mscale denominator of the attention factor"
+    )
+    truncate: bool = knob(True, "yarn: round the correction range to whole dimensions (floor/ceil)")
+    low_freq_factor: float | None = knob(
+        None, "llama3: wavelengths above L/low_freq_factor are interpolated (default 1)"
+    )
+    high_freq_factor: float | None = knob(
+        None, "llama3: wavelengths below L/high_freq_factor are kept (default 4)"
+    )
+    short_factor: tuple[float, ...] | None = knob(
+        None, "longrope: per-dimension factors (head_dim/2 values, comma-separated) used within L"
+    )
+    long_factor: tuple[float, ...] | None = knob(
+        None, "longrope: per-dimension factors (head_dim/2 values, comma-separated) used beyond L"
+    )
+
+    def __post_init__(self) -> None:
+        if self.rope_type not in METHOD_NAMES:
+            raise ValueError(
+                f"--method must be one of {', '.join(sorted(METHOD_NAMES))}, got {self.rope_type!r}"
+            )
+        if not isinstance(self.factor, (int, float)) or not math.isfinite(self.factor) or self.factor < 1:
+            raise ValueError(f"--factor must be >= 1, got {self.factor}")
+        orig = self.original_max_position_embeddings
+        if orig is not None and (isinstance(orig, bool) or not isinstance(orig, int) or orig < 1):
+            raise ValueError(f"--original-max-position-embeddings must be a positive integer, got {orig!r}")
+        for name in ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim"):
+            _positive(name, getattr(self, name), "--" + name.replace("_", "-"))
+        for name in ("low_freq_factor", "high_freq_factor"):
+            _positive(name, getattr(self, name), "--" + name.replace("_", "-"))
+        if self.beta_fast_or_default <= self.beta_slow_or_default:
+            raise ValueError(
+                f"--beta-fast must be greater than --beta-slow, got {self.beta_fast_or_default} "
+                f"<= {self.beta_slow_or_default}"
+            )
+        if self.low_freq_factor_or_default >= self.high_freq_factor_or_default:
+            raise ValueError(
+                f"--high-freq-factor must be greater than --low-freq-factor, got "
+                f"{self.high_freq_factor_or_default} <= {self.low_freq_factor_or_default}"
+            )
+        for name in ("short_factor", "long_factor"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+            bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
+            if bad or not values:
+                raise ValueError(f"--{name.replace('_', '-')} must be a non-empty list of positive numbers")
+        if self.rope_type == "longrope" and (self.short_factor is None or self.long_factor is None):
+            raise ValueError(
+                "--method longrope needs both --short-factor and --long-factor (head_dim/2 values each)"
+            )
+        if self.rope_type == "longrope" and len(self.short_factor) != len(self.long_factor):
+            raise ValueError(
+                f"--short-factor and --long-factor must have the same length (head_dim/2), got "
+                f"{len(self.short_factor)} and {len(self.long_factor)}"
+            )
+
+    # Defaults of the optional method parameters, as transformers and the papers define them.
+    @property
+    def beta_fast_or_default(self) -> float:
+        return 32.0 if self.beta_fast is None else float(self.beta_fast)
+
+    @property
+    def beta_slow_or_default(self) -> float:
+        return 1.0 if self.beta_slow is None else float(self.beta_slow)
+
+    @property
+    def low_freq_factor_or_default(self) -> float:
+        return 1.0 if self.low_freq_factor is None else float(self.low_freq_factor)
+
+    @property
+    def high_freq_factor_or_default(self) -> float:
+        return 4.0 if self.high_freq_factor is None else float(self.high_freq_factor)
+
+    def require_original(self) -> int:
+        """The original window L; methods whose formula needs it call this."""
+        if self.original_max_position_embeddings is None:
+            raise ValueError(
+                f"--method {self.rope_type} needs --original-max-position-embeddings (the pre-training window)"
+            )
+        return self.original_max_position_embeddings
+
+    def with_original(self, original: int) -> RopeScaling:
+        """This spec with L filled in where the user left it unset."""
+        if self.original_max_position_embeddings is not None:
+            return self
+        return dataclasses.replace(self, original_max_position_embeddings=int(original))
+
+    @property
+    def new_window(self) -> int | None:
+        """The extended window L' = s * L (None while L is unknown)."""
+        orig = self.original_max_position_embeddings
+        return None if orig is None else round(orig * self.factor)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the keys that are set, with lists for the per-dimension factors (JSON friendly)."""
+        out: dict[str, Any] = {"rope_type": self.rope_type, "factor": float(self.factor)}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in out or value is None or (f.name == "truncate" and value is True):
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RopeScaling:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown rope scaling keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+
+def resolve_path(value: str | Path) -> Path:
+    return Path(value).expanduser()
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a model (shared by every command that loads one)."""
+
+    device: str = knob("cpu", "torch device to run on (cpu, cuda, cuda:1, ...)")
+    dtype: str = knob("auto", f"weights dtype: {', '.join(DTYPES)} (auto = float32 on CPU, bfloat16 on GPU)")
+    trust_remote_code: bool = knob(
+        False, "allow the checkpoint's own Python code to run (off unless you ask)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class ExtendConfig:
+    """ropescale extend: write a checkpoint whose config carries the scaling."""
+
+    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    out: Path = knob(help="output directory for the scaled checkpoint (safetensors + tokenizer)")
+    rope: RopeScaling = knob(RopeScaling(), "scaling")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    overwrite: bool = knob(False, "replace --out if it exists and is not empty")
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """ropescale inspect: what RoPE scaling a model carries, per dimension, and whether it is live."""
+
+    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    rope: RopeScaling | None = knob(
+        None, "preview a scaling instead of the model's own (same flags as extend)"
+    )
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    json: bool = knob(False, "print machine-readable JSON instead of tables")

@@ -1,0 +1,185 @@
+"""Knobs of `ropescale eval ...` and `ropescale report`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import LoadOptions, RopeScaling, knob
+
+MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
+DATA_HELP = (
+    "documents: pystdlib, shakespeare, a .txt/.jsonl/.parquet file or a directory of them, "
+    "or hf:ORG/NAME[:CONFIG] (a cached datasets hub dataset)"
+)
+
+
+def _int_at_least(value: int | None, low: int, flag: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PplConfig:
+    """ropescale eval ppl: sliding-window perplexity (Press et al.) at one or more window lengths."""
+
+    model: str = knob(help=MODEL_HELP)
+    data: str = knob("pystdlib", DATA_HELP)
+    text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
+    split: str = knob("test", "split of a hub dataset")
+    lengths: list[int] | None = knob(
+        None, "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)"
+    )
+    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)")
+    max_docs: int | None = knob(None, "evaluate at most this many documents (in the data's order)")
+    truncate_to: int | None = knob(
+        None, "keep only documents with at least N tokens and cut them to N (the proof-pile protocol)"
+    )
+    allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
+    batch_tokens: int = knob(16384, "at most this many tokens per forward pass (windows are batched)")
+    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
+    seed: int = knob(0, "seed of the bootstrap")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        for value in self.lengths or []:
+            _int_at_least(value, 2, "--lengths")
+        if self.lengths is not None and not self.lengths:
+            raise ValueError("--lengths must name at least one length")
+        _int_at_least(self.stride, 1, "--stride")
+        if self.lengths and self.stride > min(self.lengths):
+            raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
+        _int_at_least(self.max_docs, 1, "--max-docs")
+        _int_at_least(self.truncate_to, 2, "--truncate-to")
+        if self.truncate_to and self.lengths and max(self.lengths) > self.truncate_to:
+            raise ValueError(
+                f"--lengths {max(self.lengths)} is longer than the documents (--truncate-to {self.truncate_to})"
+            )
+        _int_at_least(self.batch_tokens, 1, "--batch-tokens")
+        _int_at_least(self.bootstrap, 1, "--bootstrap")
+
+
+@dataclass(frozen=True)
+class PasskeyConfig:
+    """ropescale eval passkey: passkey retrieval accuracy by distance k, the effective window k_max."""
+
+    model: str = knob(help=MODEL_HELP)
+    lengths: list[int] | None = knob(
+        None, "prompt lengths in tokens, comma-separated (default: the model's window)"
+    )
+    num_k: int = knob(32, "distances k (key to end of prompt) uniformly over each length; 0 = none")
+    trials: int = knob(10, "trials per k (and per depth), each with a fresh random 5-digit key")
+    depths: list[float] | None = knob(
+        None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
+    )
+    max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt")
+    seed: int = knob(0, "seed of the keys")
+    allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        if self.lengths is not None and not self.lengths:
+            raise ValueError("--lengths must name at least one length")
+        for value in self.lengths or []:
+            _int_at_least(value, 64, "--lengths")
+        _int_at_least(self.num_k, 0, "--num-k")
+        _int_at_least(self.trials, 1, "--trials")
+        _int_at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        for d in self.depths or []:
+            if not (isinstance(d, (int, float)) and 0.0 <= d <= 1.0):
+                raise ValueError(f"--depths must lie in [0, 1], got {d!r}")
+        if self.num_k == 0 and not self.depths:
+            raise ValueError("--num-k 0 needs --depths (otherwise there is nothing to evaluate)")
+
+
+@dataclass(frozen=True)
+class SummarizeConfig:
+    """ropescale eval summarize: sample summaries of long documents, ROUGE-1/2/L against references."""
+
+    model: str = knob(help=MODEL_HELP)
+    data: str = knob(
+        help="records with a document and a summary: a .jsonl/.parquet file, a directory of them, or "
+        "hf:ORG/NAME[:CONFIG] (e.g. hf:ccdv/govreport-summarization when cached)"
+    )
+    report_field: str = knob("report", "field holding the document")
+    summary_field: str = knob("summary", "field holding the reference summary")
+    split: str = knob("test", "split of a hub dataset")
+    max_docs: int | None = knob(None, "evaluate at most this many documents")
+    max_input_tokens: int = knob(15000, "cut each document to its first N tokens (the paper: 15000)")
+    max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)")
+    temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
+    top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
+    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap")
+    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
+    allow_extrapolation: bool = knob(False, "allow prompt + summary to exceed the model's (scaled) window")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        _int_at_least(self.max_docs, 1, "--max-docs")
+        _int_at_least(self.max_input_tokens, 1, "--max-input-tokens")
+        _int_at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        _int_at_least(self.bootstrap, 1, "--bootstrap")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """ropescale eval harness: short-context regression before vs after the scaling."""
+
+    model: str = knob(help=MODEL_HELP)
+    tasks: list[str] | None = knob(
+        None,
+        "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only",
+    )
+    include_path: Path | None = knob(None, "directory of local lm-evaluation-harness task YAML files")
+    num_fewshot: int | None = knob(None, "few-shot examples per task (default: the task's own)")
+    limit: int | None = knob(None, "evaluate at most this many examples per task")
+    batch_size: int = knob(1, "lm-evaluation-harness batch size")
+    ppl: bool = knob(True, "built-in check: perplexity inside the original window, before and after")
+    ppl_length: int | None = knob(None, "built-in check window (default: the model's original window L)")
+    data: str = knob("pystdlib", DATA_HELP)
+    text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
+    split: str = knob("test", "split of a hub dataset")
+    max_docs: int = knob(8, "built-in check: documents (each at least the window long, cut to it)")
+    batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass")
+    seed: int = knob(0, "seed for the harness (sampling of few-shot examples)")
+    rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        if not self.ppl and not self.tasks:
+            raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
+        _int_at_least(self.num_fewshot, 0, "--num-fewshot")
+        _int_at_least(self.limit, 1, "--limit")
+        _int_at_least(self.batch_size, 1, "--batch-size")
+        _int_at_least(self.ppl_length, 2, "--ppl-length")
+        _int_at_least(self.max_docs, 1, "--max-docs")
+        _int_at_least(self.batch_tokens, 1, "--batch-tokens")
+        if self.include_path is not None and not Path(self.include_path).is_dir():
+            raise ValueError(f"--include-path {self.include_path}: not a directory")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """ropescale report: markdown tables and PNG plots from evaluation result files."""
+
+    results: list[Path] = knob(help="result JSON files written by ropescale eval ... --out", positional=True)
+    out: Path = knob(help="output directory for report.md and the plots")
+    overwrite: bool = knob(False, "replace --out if it exists and is not empty")
+    plots: bool = knob(True, "draw PNG plots (needs matplotlib)")
+
+    def __post_init__(self) -> None:
+        for path in self.results:
+            if not Path(path).is_file():
+                raise ValueError(f"RESULTS {path}: no such file")
