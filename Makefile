@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo lint clean bench-eval
+.PHONY: setup test test-fast demo demo-smollm2 lint clean bench-eval
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/ropescale extend smollm2-135m --method linear --factor 2 --out runs/smollm2-135m-pi2 --overwrite
-	$(BIN)/ropescale inspect runs/smollm2-135m-pi2
+	$(BIN)/ropescale demo --out runs/demo --overwrite
+
+demo-smollm2: setup
+	$(BIN)/ropescale demo --model smollm2-135m --out runs/demo-smollm2 --overwrite
 
 bench-eval: setup
 	$(BIN)/python bench/eval_ppl_bench.py

@@ -88,6 +88,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.eval.harness:format_harness",
         "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
     ),
+    "demo": Command(
+        C.DemoConfig,
+        "ropescale.demo:run_demo",
+        "ropescale.demo:format_demo",
+        "the paper's findings in miniature: tiny model extended 8x (PI vs direct fine-tuning), or SmolLM2 across methods",
+    ),
     "report": Command(
         C.ReportConfig,
         "ropescale.report.run:run_report",

@@ -1,0 +1,52 @@
+"""`ropescale demo`: the paper's findings in miniature, end to end, into one report directory.
+
+--model tiny (default): our small LLaMA extended 8x with PI and with direct fine-tuning (demo/tiny.py).
+--model smollm2-135m: a real model compared across scaling methods without fine-tuning (demo/real.py).
+The output directory holds report.md (tables in the paper's layout), the plots, the theory figures,
+results.json, summary.txt and every evaluation's own JSON; it is written atomically.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import io
+from ..config import DemoConfig
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    io.check_out_dir(cfg.out, cfg.overwrite)
+    with io.atomic_dir(cfg.out, cfg.overwrite) as tmp, tqdm(desc="demo", unit="stage", disable=None) as bar:
+
+        def stage(text: str) -> None:
+            bar.set_description(f"demo: {text}")
+            bar.update(1)
+
+        if cfg.model == "tiny":
+            from .tiny import BASE_DIR, write_tiny
+
+            result = write_tiny(Path(cfg.base or BASE_DIR), tmp, cfg, stage)
+        else:
+            from .real import write_real
+
+            result = write_real(tmp, cfg, stage)
+        for junk in tmp.rglob("checkpoints"):  # resumable training state: large and not needed afterwards
+            shutil.rmtree(junk, ignore_errors=True)
+        for junk in [*tmp.rglob(".cache"), tmp / "work" / "model"]:  # token caches, a converted GGUF
+            shutil.rmtree(junk, ignore_errors=True)
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        result["out"] = str(cfg.out)
+        result["summary"] += f"\nwall time {result['wall_s']:.0f} s; report: {cfg.out}/report.md"
+        io.write_json(tmp / "results.json", {**result, "config": cfg, "environment": io.environment()})
+        io.write_text(tmp / "summary.txt", result["summary"] + "\n")
+    return result
+
+
+def format_demo(result: dict[str, Any]) -> str:
+    return result["summary"]

@@ -1,0 +1,284 @@
+"""The tiny-model demo: the paper's experiment in miniature (PAPER.md section 3).
+
+A small LLaMA trained at window L (shipped with ropescale, made by `ropescale pretrain`; its command is in
+its ropescale.json) is extended to 8L four ways, with the same data and the same steps:
+  base       unchanged, evaluated at L..8L (extrapolation);
+  PI         linear x2/x4/x8 without fine-tuning, and NTK/YaRN x8 without fine-tuning;
+  PI FT      linear x8, fine-tuned at 8L (the paper's recipe with a tiny model's learning rate);
+  direct FT  plain positions (--method none) fine-tuned at 8L with the same steps, then several times more.
+Every model gets sliding-window perplexity at L, 2L, 4L, 8L on held-out documents of the base model's own
+corpus (the documents its pre-training held out) and passkey retrieval (k_max) at the same lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import io
+from ..config import LoadOptions, RopeScaling, TrainConfig
+from .evals import Evaluator, Row
+
+BASE_DIR = Path(__file__).parent / "base"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the experiment to run."""
+
+    factor: int  # the extension s: L -> s L
+    checkpoints: tuple[int, ...]  # fine-tuning steps at which PI and direct models are evaluated
+    long_steps: int  # direct fine-tuning with several times the steps (0 = skip)
+    batch_size: int  # sequences of s L tokens per step
+    lr: float
+    warmup_steps: int
+    eval_pieces: int  # held-out pieces for perplexity
+    piece_tokens: int  # tokens per piece (>= s L, so the longest window is filled)
+    passkey_k: int  # distances per passkey length
+    passkey_trials: int
+    others: bool  # NTK and YaRN without fine-tuning
+    rehearse: float = 0.0  # fraction of fine-tuning batches that are passkey documents within L
+
+
+FULL = Budget(8, (50, 100, 200), 400, 4, 1e-3, 10, 8, 4096, 8, 5, True, rehearse=0.5)
+QUICK = Budget(8, (4,), 0, 2, 1e-3, 2, 1, 2048, 3, 2, False, rehearse=0.5)
+
+
+def base_info(base: Path) -> dict[str, Any]:
+    """Window, corpus and the commands that made a checkpoint. `recipe.json` (shipped with our base model)
+    lists the commands in order; otherwise the one command recorded in its ropescale.json is used."""
+    config = json.loads((base / "config.json").read_text())
+    info: dict[str, Any] = {"path": str(base), "window": int(config["max_position_embeddings"])}
+    record = base / "ropescale.json"
+    if record.is_file():
+        r = json.loads(record.read_text())
+        cfg = r.get("config", {})
+        info.update(
+            data=cfg.get("data", "shakespeare"),
+            val_fraction=cfg.get("val_fraction", 0.02),
+            max_tokens=cfg.get("max_tokens"),
+            parameters=r.get("parameters"),
+            passkey_fraction=cfg.get("passkey_fraction", 0.0),
+            passkey_loss=cfg.get("passkey_loss", "document"),
+            commands=[command_line(r.get("command", "pretrain"), cfg)],
+        )
+    recipe = base / "recipe.json"
+    if recipe.is_file():
+        made = json.loads(recipe.read_text())
+        info.update(commands=made["commands"], recipe=made.get("summary"))
+    info.setdefault("data", "shakespeare")
+    info.setdefault("val_fraction", 0.02)
+    info.setdefault("commands", [])
+    return info
+
+
+def command_line(command: str, cfg: dict[str, Any]) -> str:
+    """The `ropescale pretrain|train` command line that reproduces a recorded configuration."""
+    skip = {"out", "load", "cache_dir", "overwrite", "resume", "model"}
+    parts = [f"ropescale {command}"] + ([str(cfg["model"])] if cfg.get("model") else []) + ["--out DIR"]
+    for key, value in cfg.items():
+        if key in skip or value is None or isinstance(value, dict):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif isinstance(value, list):
+            parts.append(f"{flag} {','.join(map(str, value))}")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
+def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, tokens: int) -> int:
+    """The base model's held-out documents (same hash split as its pre-training), cut into `pieces`
+    pieces of `tokens` tokens taken round-robin across documents, as JSON lines. Returns the count."""
+    from ..data.corpora import load_documents
+    from ..data.packing import is_validation
+
+    docs = [t for t in load_documents(info["data"]) if is_validation(t, info["val_fraction"])]
+    cuts = []
+    for text in docs:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        cuts.append([ids[i : i + tokens] for i in range(0, len(ids) - tokens + 1, tokens)])
+    chosen = [c[i] for i in range(max(map(len, cuts), default=0)) for c in cuts if i < len(c)][:pieces]
+    if not chosen:
+        raise ValueError(f"--base: its corpus {info['data']} has no held-out document of {tokens} tokens")
+    out.write_text("".join(json.dumps({"text": tokenizer.decode(p)}) + "\n" for p in chosen))
+    return len(chosen)
+
+
+def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, info: dict, seed: int) -> None:
+    """Fine-tune to `steps` total (resuming `out` when it already holds an earlier checkpoint)."""
+    from ..train.run import run_train
+
+    window = info["window"] * b.factor
+    # the base model's own corpus (its --max-tokens reads a prefix of it: the same prefix here)
+    tokens = info.get("max_tokens")
+    resume = (out / "checkpoints").is_dir()
+    run_train(
+        TrainConfig(
+            model=str(base), rope=rope, out=out, data=info["data"], seq_len=window,
+            val_fraction=info["val_fraction"], max_tokens=tokens, steps=steps, batch_size=b.batch_size,
+            micro_batch_size=b.batch_size, lr=b.lr, warmup_steps=b.warmup_steps, save_every=10**9,
+            keep_checkpoints=1, eval_sequences=2, activation_checkpointing=False, resume=resume, seed=seed,
+            cache_dir=out.parent / ".cache", load=LoadOptions(dtype="float32"),
+            passkey_fraction=b.rehearse, passkey_loss="answer", passkey_min_fill=0.0,
+            passkey_span=info["window"],
+        )
+    )  # fmt: skip
+
+
+def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str, Any]:
+    """Run the experiment in `work`; `stage(text)` reports progress. Returns rows and settings."""
+    from transformers import AutoTokenizer
+
+    b = QUICK if quick else FULL
+    info = base_info(base)
+    L = info["window"]
+    lengths = [L * 2**i for i in range(int(math.log2(b.factor)) + 1)]
+    S = lengths[-1]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    stage("held-out documents")
+    work.mkdir(parents=True, exist_ok=True)
+    pieces = write_heldout(info, tokenizer, work / "heldout.jsonl", b.eval_pieces, b.piece_tokens)
+    ev = Evaluator(work / "results", str(work / "heldout.jsonl"), 256, b.passkey_k, b.passkey_trials, seed,
+                   data_label="held-out pieces (work/heldout.jsonl)")  # fmt: skip
+
+    def linear(s: int) -> RopeScaling:
+        return RopeScaling(rope_type="linear", factor=float(s), original_max_position_embeddings=L)
+
+    stage("base model, plain RoPE (extrapolation beyond L)")
+    ev.evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None, lengths, lengths)
+    for s in (2, 4):
+        if s < b.factor:
+            stage(f"PI x{s} without fine-tuning")
+            keep = lengths[: int(math.log2(s)) + 1]
+            ev.evaluate(Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, linear(s), keep)
+    stage(f"PI x{b.factor} without fine-tuning")
+    ev.evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, linear(b.factor), lengths,
+                lengths)  # fmt: skip
+    if b.others:
+        for method in ("ntk", "yarn"):
+            stage(f"{method} x{b.factor} without fine-tuning")
+            spec = RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
+            ev.evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base, spec,
+                        lengths, lengths)  # fmt: skip
+    runs = {
+        "pi": ("linear", linear(b.factor)),
+        "direct": ("none", RopeScaling(rope_type="none", factor=float(b.factor), original_max_position_embeddings=L)),
+    }  # fmt: skip
+    for name, (method, spec) in runs.items():
+        for steps in b.checkpoints:
+            stage(f"{'PI' if name == 'pi' else 'direct'} fine-tuning to {steps} steps at {S}")
+            finetune(base, spec, work / "ft" / name, steps, b, info, seed)
+            label = f"{'PI' if name == 'pi' else 'direct'} fine-tuned {steps} steps"
+            ev.evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), work / "ft" / name, None,
+                        lengths, lengths)  # fmt: skip
+    if b.long_steps:
+        stage(f"direct fine-tuning continued to {b.long_steps} steps")
+        finetune(base, runs["direct"][1], work / "ft" / "direct", b.long_steps, b, info, seed)
+        ev.evaluate(Row("direct_long", f"direct fine-tuned {b.long_steps} steps", "none", b.factor, b.long_steps),
+                    work / "ft" / "direct", None, lengths, lengths)  # fmt: skip
+    return {"base": info, "budget": b, "lengths": lengths, "pieces": pieces, "evaluator": ev}
+
+
+def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
+    """Run the experiment into `out`, then its findings, tables, plots, theory figures and summary."""
+    from ..theory.figures import write_figures
+    from . import report
+    from .evals import row_dict
+    from .findings import check_findings, format_findings
+
+    run = run_tiny(base, out / "work", cfg.quick, cfg.seed, stage)
+    ev, b, lengths, info = run["evaluator"], run["budget"], run["lengths"], run["base"]
+    L, S, last = lengths[0], lengths[-1], b.checkpoints[-1]
+    rows = {r.key: r for r in ev.rows}
+    named = {"base": rows["base"], "pi2": rows.get("pi2"), "pi_ft": rows[f"pi_ft{last}"],
+             "direct_ft": rows[f"direct_ft{last}"], "direct_long": rows.get("direct_long")}  # fmt: skip
+    findings = check_findings(named, L, b.factor, rows[f"pi_ft{last}"].k_tested.get(S))
+    curves = {
+        f"PI x{b.factor}": [rows["pi_noft"], *(rows[f"pi_ft{s}"] for s in b.checkpoints)],
+        "FT (direct)": [rows["base"], *(rows[f"direct_ft{s}"] for s in b.checkpoints)]
+        + ([rows["direct_long"]] if "direct_long" in rows else []),
+    }
+    stage("report, plots and theory figures")
+    t3, t4 = report.steps_tables(curves, S)
+    shown = {r.label for r in ev.rows if r.key in ("base", "pi_noft", "ntk_noft", "yarn_noft", "direct_long")}
+    shown |= {rows[f"pi_ft{last}"].label, rows[f"direct_ft{last}"].label}
+    pngs = report.eval_plots(ev.files, shown, S, out)
+    pngs.append(report.steps_plot(curves, S, out / "steps.png").name)
+    config = json.loads((base / "config.json").read_text())
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    theta = (config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 10000.0)
+    theory = write_figures(out / "theory", head_dim=head_dim, base=theta, window=L)
+    lines = format_findings(findings)
+    held = sum(f["holds"] is True for f in findings)
+    head = (
+        f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({info.get('parameters')} parameters) "
+        f"trained at L={L}, extended x{b.factor} to {S}; fine-tuning {last} steps of {b.batch_size} x {S} "
+        f"tokens (direct also {b.long_steps}); {held} of {len(findings)} findings hold"
+    )
+    summary = "\n".join([head, *lines])
+    text = _markdown(info, b, lengths, ev, run["pieces"], t3, t4, pngs, lines, cfg.quick)
+    io.write_text(out / "report.md", text)
+    return {
+        "kind": "demo",
+        "model": "tiny",
+        "quick": cfg.quick,
+        "base": info,
+        "budget": b,
+        "lengths": lengths,
+        "rows": [row_dict(r) for r in ev.rows],
+        "findings": findings,
+        "theory": theory,
+        "plots": pngs,
+        "summary": summary,
+    }
+
+
+def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick) -> str:
+    from . import report
+
+    L, S = lengths[0], lengths[-1]
+    pk = info.get("passkey_fraction") or 0
+    mixture = info.get("recipe") or (
+        f"{pk:.0%} of its pre-training batches were passkey-format documents within L (loss on "
+        f"{'the answer only' if info.get('passkey_loss') == 'answer' else 'every token'}), so the base "
+        "model can retrieve within its window before any extension"
+        if pk
+        else "no passkey documents in pre-training"
+    )
+    return "\n\n".join([
+        f"# ropescale demo{' (quick)' if quick else ''}: Position Interpolation in miniature",
+        f"Base model: `{info['path']}`, {info.get('parameters')} parameters, window L = {L}, corpus "
+        f"`{info['data']}`; {mixture}. Made by:\n\n"
+        + "\n".join(f"    {c}" for c in info["commands"] or ["(no record)"]),
+        f"Fine-tuning (PI = `--method linear --factor {b.factor}`, direct = `--method none --factor {b.factor}`): "
+        f"next-token loss on {S}-token sequences of the same corpus, AdamW (0.9, 0.95), lr {b.lr:g} constant "
+        f"after {b.warmup_steps} warm-up steps, batch {b.batch_size}; {_rehearsal(b, L)}. Evaluation: "
+        f"sliding-window perplexity (stride 256) on {pieces} held-out pieces of "
+        f"{b.piece_tokens} tokens (documents the base model never trained on); passkey with the paper's prompt, "
+        f"{b.passkey_k} distances x {b.passkey_trials} keys per length, k_max = longest distance with >= 20% "
+        "success at it and every shorter one.",
+        "## Findings\n\n```\n" + "\n".join(lines) + "\n```",
+        f"## Table 1: perplexity by evaluation length\n\n{report.table1(ev.rows, lengths, L, 'tiny')}",
+        f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
+        f"## Table 4: effective window k_max at {S} (mean passkey accuracy) vs fine-tuning steps\n\n{t4}",
+        f"## Passkey k_max by prompt length (mean accuracy over distances)\n\n{report.passkey_table(ev.rows, lengths)}",
+        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
+        "## Theory (the paper's Figures 2 and 5 for this model's head size and window)\n\n"
+        "![figure 2](theory/figure2.png)\n![figure 5](theory/figure5.png)",
+        "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`.",
+    ]) + "\n"  # fmt: skip
+
+
+def _rehearsal(b: Budget, window: int) -> str:
+    if not b.rehearse:
+        return "no passkey documents"
+    return (
+        f"{b.rehearse:.0%} of the batches are passkey documents no longer than L = {window} (loss on the answer), "
+        "so fine-tuning keeps the base model's retrieval skill without ever showing a key farther than L"
+    )

@@ -1,0 +1,60 @@
+"""The findings' rules, on hand-made numbers: each holds when the paper's pattern is there and not otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from ropescale.demo.evals import Row
+from ropescale.demo.findings import check_findings, format_findings
+
+L, S = 256, 2048
+
+
+def _row(key, method, steps, ppl, k_max=None, factor=8.0):
+    return Row(key, key, method, factor, steps, ppl=ppl, k_max=k_max or {})
+
+
+def paper_like():
+    return {
+        "base": _row("base", "none", 0, {L: 20.0, 512: 80.0, S: 900.0}, {L: 256, S: 200}, 1.0),
+        "pi2": _row("pi2", "linear", 0, {L: 22.0, 512: 25.0}, factor=2.0),
+        "pi_ft": _row("pi_ft", "linear", 100, {L: 21.0, S: 18.0}, {L: 256, S: 2048}),
+        "direct_ft": _row("direct_ft", "none", 100, {L: 21.5, S: 30.0}, {L: 256, S: 300}),
+        "direct_long": _row("direct_long", "none", 300, {L: 21.0, S: 24.0}, {L: 256, S: 400}),
+    }
+
+
+def test_paper_pattern_holds_everywhere():
+    found = check_findings(paper_like(), L, 8, k_top=2048)
+    assert [f["id"] for f in found] == [1, 2, 3, 4, 5, 6]
+    assert all(f["holds"] for f in found), format_findings(found)
+    assert "x45" in found[0]["numbers"]  # 900 / 20
+
+
+BREAKS = {
+    1: lambda r: r["base"].ppl.update({S: 30.0}),  # extrapolation barely hurts
+    2: lambda r: r["pi_ft"].ppl.update({S: 22.0}),  # PI fine-tuned is worse at 8L than at L
+    3: lambda r: r["direct_long"].ppl.update({S: 17.0}),  # more direct steps catch up with PI
+    4: lambda r: r["direct_ft"].k_max.update({S: 1500}),  # direct retrieves far beyond 2L
+    5: lambda r: r["pi_ft"].ppl.update({L: 24.0}),  # +14% inside the window
+    6: lambda r: r["pi2"].ppl.update({512: 90.0}),  # PI x2 without tuning worse than extrapolating
+}
+
+
+@pytest.mark.parametrize("finding", sorted(BREAKS))
+def test_each_rule_fails_on_its_own_counterexample(finding):
+    rows = paper_like()
+    BREAKS[finding](rows)
+    holds = {f["id"]: f["holds"] for f in check_findings(rows, L, 8, k_top=2048)}
+    assert holds == {i: i != finding for i in range(1, 7)}
+
+
+def test_passkey_finding_needs_a_base_that_can_retrieve():
+    rows = paper_like()
+    rows["base"].k_max[L] = 0
+    assert not check_findings(rows, L, 8, k_top=2048)[3]["holds"]
+
+
+def test_missing_runs_are_left_out():
+    rows = {"base": paper_like()["base"]}
+    assert [f["id"] for f in check_findings(rows, L, 8, k_top=None)] == [1]
