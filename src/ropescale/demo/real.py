@@ -10,6 +10,7 @@ dynamic NTK does, so it gets its own L-token pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,10 @@ def run_real(work: Path, quick: bool, seed: int, stage) -> tuple[list[Row], list
         row = ev.evaluate(Row(method, f"{MODEL} {method}", method, factor, 0), local, spec, [S],
                           list(b.passkey_lengths))  # fmt: skip
         if method == "dynamic":
-            ev.truncate_to = L
-            ev.passkey_k = 0
-            extra = ev.evaluate(Row("dynamic_L", "dynamic at L", method, factor, 0), local, spec, [L])
-            ev.rows.remove(extra)
-            row.ppl[L] = extra.ppl[L]
+            short = dataclasses.replace(ev, truncate_to=L, rows=[])  # same `files`: its result is listed
+            row.ppl[L] = short.evaluate(
+                Row("dynamic_L", "dynamic at L", method, factor, 0), local, spec, [L]
+            ).ppl[L]
         else:
             row.ppl[L] = first_part_ppl(row.by_position[S], L)
     return ev.rows, ev.files, b

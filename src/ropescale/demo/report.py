@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
+from typing import Any
 
 from ..report import plots
 from ..report.run import load_results
@@ -75,31 +75,21 @@ def steps_plot(curves: dict[str, list[Row]], length: int, path: Path) -> Path:
         xlabel="fine-tuning steps", ylabel=f"k_max at prompt length {length}", title="Passkey k_max vs steps"
     )
     right.set_ylim(0, length * 1.05)
-    for ax in (left, right):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return plots.finish(fig, path, left, right, which="major")
 
 
 def eval_plots(files: list[Path], keep: set[str], length: int, folder: Path) -> list[str]:
     """`ropescale report`'s plots for the result files of the rows named in `keep` (passkey at `length`)."""
     grouped = load_results(files)
     ppl = [r for r in grouped["ppl"] if r["model"]["name"] in keep]
-    passkey = []
-    for r in grouped["passkey"]:
-        if r["model"]["name"] in keep:
-            r = copy.deepcopy(r)
-            r["lengths"] = [c for c in r["lengths"] if c["length"] == length]
-            passkey.append(r)
+    passkey = _at_length([r for r in grouped["passkey"] if r["model"]["name"] in keep], length)
     made = [plots.ppl_plot(ppl, folder / "ppl_vs_length.png").name]
-    longest = []
-    for r in ppl:
-        r = copy.deepcopy(r)
-        r["lengths"] = [c for c in r["lengths"] if c["length"] == length]
-        longest.append(r)
-    made.append(plots.position_plot(longest, folder / "ppl_by_position.png").name)
+    made.append(plots.position_plot(_at_length(ppl, length), folder / "ppl_by_position.png").name)
     if passkey:
         made.append(plots.passkey_plot(passkey, folder / "passkey_accuracy.png").name)
     return made
+
+
+def _at_length(results: list[dict[str, Any]], length: int) -> list[dict[str, Any]]:
+    """Copies of the results keeping only their cells at `length`."""
+    return [{**r, "lengths": [c for c in r["lengths"] if c["length"] == length]} for r in results]

@@ -23,6 +23,17 @@ def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tup
     return model, tokenizer, info
 
 
+def load_checked(cfg) -> tuple[Any, Any, dict[str, Any], list[int]]:
+    """What `eval ppl` and `eval passkey` start with: --out checked, the (scaled) model loaded, and
+    --lengths (default: the model's window) checked against its window."""
+    if cfg.out is not None:
+        io.check_out_file(cfg.out)
+    model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
+    lengths = list(cfg.lengths or [info["window"]])
+    check_lengths(lengths, info, cfg.allow_extrapolation)
+    return model, tokenizer, info, lengths
+
+
 def describe(name: str, spec: RopeScaling, model: Any) -> dict[str, Any]:
     """The row label of a result: model, method, factor, original window L and extended window L'."""
     original = spec.original_max_position_embeddings or model.config.max_position_embeddings

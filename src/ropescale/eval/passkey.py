@@ -157,14 +157,10 @@ def run_passkey(cfg) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from .. import io
-    from .common import check_lengths, finish, load_for_eval
+    from .common import finish, load_checked
 
-    if cfg.out is not None:
-        io.check_out_file(cfg.out)
     start = time.perf_counter()
-    model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
-    lengths = list(cfg.lengths or [info["window"]])
-    check_lengths(lengths, info, cfg.allow_extrapolation)
+    model, tokenizer, info, lengths = load_checked(cfg)
     total = len(lengths) * cfg.trials * (cfg.num_k + len(cfg.depths or []))
     with tqdm(total=total, unit="prompt", desc="eval passkey", disable=None) as bar:
         results, grid = evaluate_passkey(model, tokenizer, lengths, cfg, bar)

@@ -257,14 +257,10 @@ def run_ppl(cfg) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from .. import io
-    from .common import bootstrap_ci, check_lengths, finish, load_for_eval
+    from .common import bootstrap_ci, finish, load_checked
 
-    if cfg.out is not None:
-        io.check_out_file(cfg.out)
     start = time.perf_counter()
-    model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
-    lengths = list(cfg.lengths or [info["window"]])
-    check_lengths(lengths, info, cfg.allow_extrapolation)
+    model, tokenizer, info, lengths = load_checked(cfg)
     if cfg.stride > min(lengths):
         raise ValueError(f"--stride {cfg.stride} must be <= every evaluation length ({min(lengths)})")
     docs = tokenize_documents(tokenizer, cfg.data, cfg.text_field, cfg.split, cfg.max_docs, cfg.truncate_to)

@@ -23,6 +23,16 @@ def _figure(width: float = 7.0, height: float = 4.5):
     return fig
 
 
+def finish(fig, path: Path, *axes, which: str = "both") -> Path:
+    """Grid and legend on each axes, then lay out and save the figure to `path`."""
+    for ax in axes:
+        ax.grid(True, which=which, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def use_log_scale(values: list[float]) -> bool:
     """Log axis when the values span more than a factor of 10 (extrapolation blow-ups)."""
     return bool(values) and max(values) / min(values) > 10
@@ -58,11 +68,7 @@ def ppl_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("evaluation context length (tokens)")
     ax.set_ylabel("perplexity (sliding window)")
     ax.set_title("Perplexity vs evaluation length (dotted: each model's window)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return finish(fig, path, ax)
 
 
 def position_plot(results: list[dict[str, Any]], path: Path) -> Path:
@@ -86,11 +92,7 @@ def position_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("position of the scored token in its window (bucket centre, tokens)")
     ax.set_ylabel("perplexity")
     ax.set_title("Perplexity by position in the window (dotted: each model's window)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return finish(fig, path, ax)
 
 
 def passkey_plot(results: list[dict[str, Any]], path: Path) -> Path:
@@ -108,11 +110,7 @@ def passkey_plot(results: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("distance k of the pass key from the end of the prompt (tokens)")
     ax.set_ylabel("retrieval accuracy")
     ax.set_title("Passkey retrieval accuracy vs distance")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return finish(fig, path, ax, which="major")
 
 
 def depth_heatmap(result: dict[str, Any], path: Path) -> Path:

@@ -73,6 +73,14 @@ def B0_over_d(head_dim: int) -> float:
     return half * (half + 1) / (2 * head_dim)
 
 
+def _in_interval(s, s1, s2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """s, s1, s2 as float64 tensors, checked that s1 <= s <= s2 everywhere."""
+    s, s1, s2 = as_float64(s), as_float64(s1), as_float64(s2)
+    if bool(((s < s1) | (s > s2)).any()):
+        raise ValueError("every s must lie in its interval [s1, s2]")
+    return s, s1, s2
+
+
 def interpolation_bound(
     head_dim: int,
     base: float,
@@ -83,9 +91,7 @@ def interpolation_bound(
 ) -> torch.Tensor:
     """Theorem 2.1 (Eq. 5): d * max|h| * (s - s1)(s2 - s) / (8 ln c) for s in [s1, s2]. s, s1, s2
     broadcast together (each grid point may have its own neighbours) -> float64 of the broadcast shape."""
-    s, s1, s2 = as_float64(s), as_float64(s1), as_float64(s2)
-    if bool(((s < s1) | (s > s2)).any()):
-        raise ValueError("every s must lie in its interval [s1, s2]")
+    s, s1, s2 = _in_interval(s, s1, s2)
     return head_dim * max_h * (s - s1) * (s2 - s) / (8 * math.log(base))
 
 
@@ -104,9 +110,7 @@ def interpolation_bound_corrected(
 ) -> torch.Tensor:
     """Theorem 2.1 with the proof's own constant: max|h| * S2 * (s - s1)(s2 - s) / 2 (see the module note).
     It holds for every h; the paper's `interpolation_bound` does not (about 13% too small at d = 128)."""
-    s, s1, s2 = as_float64(s), as_float64(s1), as_float64(s2)
-    if bool(((s < s1) | (s > s2)).any()):
-        raise ValueError("every s must lie in its interval [s1, s2]")
+    s, s1, s2 = _in_interval(s, s1, s2)
     return max_h * theta_square_sum(head_dim, base) * (s - s1) * (s2 - s) / 2
 
 
