@@ -158,3 +158,23 @@ def test_passkey_span_keeps_documents_short_inside_long_sequences(bpe_tokenizer)
         assert 0.6 * 128 < n <= 128 and not mask[n:].any()  # the document fills most of the span only
     with pytest.raises(ValueError, match="--passkey-span 16"):
         PasskeyMaker.for_tokenizer(bpe_tokenizer, 512, span=16)
+
+
+def test_passkey_batches_of_several_spans_keep_the_tokens_per_step(tmp_path, bpe_tokenizer):
+    """Makers of spans 128/256/512 in a 512-token run: each passkey batch holds one span's documents,
+    512 // span times as many as a text batch, every span in a fair share; text batches are unchanged."""
+    import dataclasses
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    (folder / "a.txt").write_text("To be or not to be. " * 800)
+    packed = pack(DataRequest(str(folder), seq_len=512, val_fraction=0.0), bpe_tokenizer, tmp_path / "c")
+    maker = PasskeyMaker.for_tokenizer(bpe_tokenizer, 512, min_fill=0.0, answer_only=True, span=128)
+    makers = tuple(dataclasses.replace(maker, seq_len=n, span=n) for n in (128, 256, 512))
+    sampler = BatchSampler(packed, 2, seed=0, passkey=makers, passkey_fraction=0.5, passkey_batches=True)
+    shapes = [tuple(sampler.next_batch()[0].shape) for _ in range(300)]
+    counts = {s: shapes.count(s) for s in set(shapes)}
+    assert set(counts) == {(2, 512), (8, 128), (4, 256)}  # text (and 512-span passkey) batches share a shape
+    assert counts[(8, 128)] > 30 and counts[(4, 256)] > 30 and counts[(2, 512)] > 160  # ~50, ~50, ~200
+    with pytest.raises(ValueError, match="passkey_batches"):
+        BatchSampler(packed, 2, passkey=makers, passkey_fraction=0.5)

@@ -140,3 +140,30 @@ def test_cli_prints_a_summary_and_reports_bad_input(tmp_path, tiny_base, corpus,
         assert main([*common, *flags]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_passkey_batches_at_their_span_match_a_plain_loop(tmp_path, tiny_base, corpus):
+    """With --passkey-loss answer and a --passkey-span half the sequence, a passkey batch holds twice the
+    rows at half the length; the loop (micro-batches of as many tokens as usual) still computes the mean
+    answer loss of the whole batch, as transformers' own loss on the whole batch at once does."""
+    from transformers import AutoTokenizer
+
+    from ropescale.data import PasskeyMaker
+
+    base, _ = tiny_base
+    rope = RopeScaling("linear", 16.0)  # 32 -> 512; the passkey prompt needs ~180 of this tokenizer's tokens
+    kw = dict(passkey_fraction=1.0, passkey_loss="answer", passkey_min_fill=0.0, passkey_span=256)
+    cfg = train_cfg(base, tmp_path / "ft", corpus, rope=rope, steps=2, warmup_steps=1, **kw)
+    run_train(cfg)
+    tok = AutoTokenizer.from_pretrained(base)
+    packed = pack(DataRequest(str(corpus), seq_len=512, val_fraction=cfg.val_fraction), tok, tmp_path / "c")
+    maker = PasskeyMaker.for_tokenizer(tok, 256, 0.0, answer_only=True)
+    sampler = BatchSampler(packed, 4, cfg.seed, maker, 1.0, passkey_batches=True)
+    ids, labels = sampler.next_batch()
+    assert ids.shape == (8, 256)  # twice the documents of a text batch (4 x 512), the same tokens
+    assert ((labels != -100).sum(1) >= 6).all()  # each row scores its answer " KEY." (5 digits and ".")
+
+    lm = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    scale_model(lm, rope)
+    want = lm(input_ids=ids, labels=labels).loss.item()  # step 1: before any update
+    assert metrics(tmp_path / "ft")[0]["loss"] == pytest.approx(want, rel=2e-5)

@@ -50,7 +50,14 @@ class TrainOptions:
         0.5, "passkey filler fills between this fraction and all of the window (0 = keys at every distance)"
     )
     passkey_span: int | None = knob(
-        None, "passkey documents fit in this many tokens (default: the sequence length), padded to it"
+        None,
+        "passkey documents fit in this many tokens (default: the sequence length); with --passkey-loss "
+        "answer a passkey batch then holds seq-len/span times the documents, else they are padded",
+    )
+    passkey_span_mix: bool = knob(
+        False,
+        "with --passkey-loss answer: each passkey batch takes its span at random from --passkey-span, twice "
+        "it, ... up to the sequence length (short spans teach many keys per step, long ones long distances)",
     )
     steps: int = knob(1000, "optimizer steps")
     batch_size: int = knob(64, "global batch in sequences (micro-batches x accumulation x processes)")

@@ -42,15 +42,22 @@ class BatchSampler:
         packed: Packed,
         batch_size: int,
         seed: int = 0,
-        passkey: PasskeyMaker | None = None,
+        passkey: PasskeyMaker | tuple[PasskeyMaker, ...] | None = None,
         passkey_fraction: float = 0.0,
         passkey_batches: bool = False,
     ):
         """`passkey_batches`: passkey documents come as whole batches (a `passkey_fraction` of the batches)
         instead of single rows, so a loss on only their answers is not diluted by language-modelling
-        tokens (the loss is a mean over the batch's scored tokens)."""
+        tokens (the loss is a mean over the batch's scored tokens). When the passkey rows are shorter than
+        the packed sequences (`--passkey-span`), such a batch holds proportionally more of them: the same
+        tokens per step, `seq_len // span` times the documents. With several makers (whole batches only),
+        each passkey batch takes one of them at random, in equal shares."""
         self.packed, self.batch_size, self.seed = packed, batch_size, seed
-        self.passkey, self.passkey_fraction = passkey, passkey_fraction
+        makers = passkey if isinstance(passkey, tuple) else (passkey,) if passkey is not None else ()
+        if len(makers) > 1 and not passkey_batches:
+            raise ValueError("several passkey makers need passkey_batches (whole passkey batches)")
+        self.makers, self.passkey_fraction = makers, passkey_fraction
+        self.passkey = makers[0] if makers else None
         self.passkey_batches = passkey_batches
         self.state = SamplerState()
         self._perm: tuple[int, np.ndarray] | None = None
@@ -61,7 +68,9 @@ class BatchSampler:
             self._perm = (epoch, rng.permutation(len(self.packed.train)))
         return self._perm[1]
 
-    def _item(self, passkey: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _item(
+        self, passkey: bool | None = None, maker: PasskeyMaker | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         s = self.state
         rng = np.random.default_rng([self.seed, s.items, 7])  # per-item stream: no hidden state to save
         s.items += 1
@@ -69,7 +78,7 @@ class BatchSampler:
         if passkey is None:
             passkey = self.passkey is not None and draw < self.passkey_fraction
         if passkey:
-            ids, mask = self.passkey.make(rng)
+            ids, mask = (maker or self.passkey).make(rng)
             return ids, to_labels(ids, mask)
         if s.cursor >= len(self.packed.train):
             s.epoch, s.cursor = s.epoch + 1, 0
@@ -80,11 +89,14 @@ class BatchSampler:
         return ids.astype(np.int64), to_labels(ids, mask)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        passkey = None
+        passkey, maker, n = None, None, self.batch_size
         if self.passkey_batches:
-            draw = np.random.default_rng([self.seed, self.state.items, 11]).random()
-            passkey = self.passkey is not None and draw < self.passkey_fraction
-        rows = [self._item(passkey) for _ in range(self.batch_size)]
+            rng = np.random.default_rng([self.seed, self.state.items, 11])
+            passkey = self.passkey is not None and rng.random() < self.passkey_fraction
+            if passkey:
+                maker = self.makers[int(rng.integers(len(self.makers)))]
+                n *= max(1, self.packed.seq_len // maker.seq_len)
+        rows = [self._item(passkey, maker) for _ in range(n)]
         ids = torch.from_numpy(np.stack([r[0] for r in rows]))
         labels = torch.from_numpy(np.stack([r[1] for r in rows]))
         return ids, labels

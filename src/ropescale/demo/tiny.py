@@ -39,7 +39,7 @@ class Budget:
     piece_tokens: int  # tokens per piece (>= s L, so the longest window is filled)
     passkey_k: int  # distances per passkey length
     passkey_trials: int
-    others: bool  # NTK and YaRN without fine-tuning
+    others: bool  # NTK and YaRN without fine-tuning, and YaRN fine-tuned like PI
     rehearse: float = 0.0  # fraction of fine-tuning batches that are passkey documents within L
 
 
@@ -166,20 +166,23 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
             spec = RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
             ev.evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base, spec,
                         lengths, lengths)  # fmt: skip
-    runs = {
-        "pi": ("linear", linear(b.factor)),
-        "direct": ("none", RopeScaling(rope_type="none", factor=float(b.factor), original_max_position_embeddings=L)),
-    }  # fmt: skip
-    for name, (method, spec) in runs.items():
+
+    def spec(method: str) -> RopeScaling:
+        return RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
+
+    runs = {"pi": ("linear", "PI"), "direct": ("none", "direct")} | (
+        {"yarn": ("yarn", "YaRN")} if b.others else {}
+    )
+    for name, (method, title) in runs.items():
         for steps in b.checkpoints:
-            stage(f"{'PI' if name == 'pi' else 'direct'} fine-tuning to {steps} steps at {S}")
-            finetune(base, spec, work / "ft" / name, steps, b, info, seed)
-            label = f"{'PI' if name == 'pi' else 'direct'} fine-tuned {steps} steps"
+            stage(f"{title} fine-tuning to {steps} steps at {S}")
+            finetune(base, spec(method), work / "ft" / name, steps, b, info, seed)
+            label = f"{title} fine-tuned {steps} steps"
             ev.evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), work / "ft" / name, None,
                         lengths, lengths)  # fmt: skip
     if b.long_steps:
         stage(f"direct fine-tuning continued to {b.long_steps} steps")
-        finetune(base, runs["direct"][1], work / "ft" / "direct", b.long_steps, b, info, seed)
+        finetune(base, spec("none"), work / "ft" / "direct", b.long_steps, b, info, seed)
         ev.evaluate(Row("direct_long", f"direct fine-tuned {b.long_steps} steps", "none", b.factor, b.long_steps),
                     work / "ft" / "direct", None, lengths, lengths)  # fmt: skip
     return {"base": info, "budget": b, "lengths": lengths, "pieces": pieces, "evaluator": ev}
@@ -204,10 +207,12 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         "FT (direct)": [rows["base"], *(rows[f"direct_ft{s}"] for s in b.checkpoints)]
         + ([rows["direct_long"]] if "direct_long" in rows else []),
     }
+    if "yarn_noft" in rows and f"yarn_ft{last}" in rows:  # the successor that leaves fast dimensions alone
+        curves[f"YaRN x{b.factor}"] = [rows["yarn_noft"], *(rows[f"yarn_ft{s}"] for s in b.checkpoints)]
     stage("report, plots and theory figures")
     t3, t4 = report.steps_tables(curves, S)
     shown = {r.label for r in ev.rows if r.key in ("base", "pi_noft", "ntk_noft", "yarn_noft", "direct_long")}
-    shown |= {rows[f"pi_ft{last}"].label, rows[f"direct_ft{last}"].label}
+    shown |= {rows[k].label for k in (f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}") if k in rows}
     pngs = report.eval_plots(ev.files, shown, S, out)
     pngs.append(report.steps_plot(curves, S, out / "steps.png").name)
     config = json.loads((base / "config.json").read_text())

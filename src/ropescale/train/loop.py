@@ -80,10 +80,13 @@ def train_step(job: Job) -> float:
     mine = _my_rows(job, len(ids))
     ids, labels = ids[mine].to(job.d.device), labels[mine].to(job.d.device)
     total = torch.zeros((), device=job.d.device)
-    starts = range(0, len(ids), job.micro_batch_size)
+    # rows shorter than the packed sequences (passkey batches at --passkey-span): as many tokens per
+    # micro-batch as usual, so more rows
+    micro = job.micro_batch_size * max(1, job.sampler.packed.seq_len // ids.shape[1])
+    starts = range(0, len(ids), micro)
     for i, start in enumerate(starts):
         dist.set_sync(job.root, i == len(starts) - 1)
-        part = slice(start, start + job.micro_batch_size)
+        part = slice(start, start + micro)
         with _autocast(job):
             loss_sum, _ = job.root(ids[part], labels[part])
         (loss_sum * (job.d.world / max(scored, 1))).backward()

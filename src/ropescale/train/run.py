@@ -155,6 +155,11 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
     if cfg.passkey_fraction > 0:
         answer = cfg.passkey_loss == "answer"
         maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len, cfg.passkey_min_fill, answer, cfg.passkey_span)
+        if answer:  # whole passkey batches hold rows of the span's length, more of them per step
+            spans = [maker.span]
+            while cfg.passkey_span_mix and spans[-1] * 2 <= seq_len:
+                spans.append(spans[-1] * 2)
+            maker = tuple(dataclasses.replace(maker, seq_len=n, span=n) for n in spans)
     sampler = BatchSampler(
         packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction, cfg.passkey_loss == "answer"
     )
@@ -198,6 +203,7 @@ def _fingerprint(cfg: TrainOptions, spec: Any, packed: Any, seq_len: int) -> dic
         "passkey_loss": cfg.passkey_loss,
         "passkey_min_fill": cfg.passkey_min_fill,
         "passkey_span": cfg.passkey_span,
+        "passkey_span_mix": cfg.passkey_span_mix,
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
     }
