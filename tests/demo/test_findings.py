@@ -58,3 +58,19 @@ def test_passkey_finding_needs_a_base_that_can_retrieve():
 def test_missing_runs_are_left_out():
     rows = {"base": paper_like()["base"]}
     assert [f["id"] for f in check_findings(rows, L, 8, k_top=None)] == [1]
+
+
+def test_yarn_control_line_lists_each_checkpoint():
+    from ropescale.demo.tiny import _yarn_line
+
+    rows = {
+        f"yarn_ft{s}": Row(
+            f"yarn_ft{s}", "", "yarn", 8.0, s, ppl={S: p}, k_max={S: k}, passkey_accuracy={S: a}
+        )
+        for s, p, k, a in ((50, 8.34, 0, 0.425), (100, 8.329, 1792, 0.52))
+    }
+    assert _yarn_line(rows, (50, 100), S) == [
+        "control: YaRN x8 fine-tuned the same way, at 2048: "
+        "50 steps ppl 8.34, k_max 0 (42%), 100 steps ppl 8.329, k_max 1792 (52%)"
+    ]
+    assert _yarn_line({}, (50, 100), S) == []  # no YaRN run (--quick): no line

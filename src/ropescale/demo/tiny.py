@@ -219,7 +219,7 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     theta = (config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 10000.0)
     theory = write_figures(out / "theory", head_dim=head_dim, base=theta, window=L)
-    lines = format_findings(findings)
+    lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S)
     held = sum(f["holds"] is True for f in findings)
     head = (
         f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({info.get('parameters')} parameters) "
@@ -242,6 +242,19 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         "plots": pngs,
         "summary": summary,
     }
+
+
+def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) -> list[str]:
+    """The same fine-tuning with YaRN in PI's place (not one of the paper's findings: a control that
+    interpolates only the slow dimensions and leaves the fast ones, which resolve single tokens, alone)."""
+    tuned = [rows[f"yarn_ft{s}"] for s in checkpoints if f"yarn_ft{s}" in rows]
+    if not tuned:
+        return []
+    at = ", ".join(
+        f"{r.ft_steps} steps ppl {r.ppl[length]:.4g}, k_max {r.k_max[length]} ({r.passkey_accuracy[length]:.0%})"
+        for r in tuned
+    )
+    return [f"control: YaRN x{tuned[0].factor:g} fine-tuned the same way, at {length}: {at}"]
 
 
 def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick) -> str:
