@@ -24,10 +24,17 @@ def _figure(width: float = 7.0, height: float = 4.5):
 
 
 def finish(fig, path: Path, *axes, which: str = "both") -> Path:
-    """Grid and legend on each axes, then lay out and save the figure to `path`."""
+    """Grid and legend on each axes, then lay out and save the figure to `path`. Long legends go below
+    the axes (the figure grows to fit) so they never cover the lines."""
     for ax in axes:
         ax.grid(True, which=which, alpha=0.3)
-        ax.legend(fontsize=8)
+        entries = len(ax.get_legend_handles_labels()[0])
+        if entries <= 4:
+            ax.legend(fontsize=8)
+            continue
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, max(height, 4.0 + 0.2 * entries))
     fig.tight_layout()
     fig.savefig(path)
     return path
