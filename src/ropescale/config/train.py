@@ -151,7 +151,8 @@ class PretrainConfig(TrainOptions):
     tokenizer_chars: int = knob(4_000_000, "characters of the corpus used to train the tokenizer")
     hidden_size: int = knob(256, "model width")
     num_layers: int = knob(4, "decoder layers")
-    num_heads: int = knob(4, "attention heads (head_dim = hidden / heads)")
+    num_heads: int = knob(4, "attention heads")
+    head_dim: int = knob(0, "attention head size (0 = hidden / heads)")
     num_kv_heads: int = knob(2, "key/value heads (grouped-query attention)")
     intermediate_size: int = knob(688, "SwiGLU hidden size")
     rope_theta: float = knob(10000.0, "RoPE base")
@@ -159,6 +160,11 @@ class PretrainConfig(TrainOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+        _at_least(self, 0, "head_dim")
+        if self.head_dim % 2:
+            raise ValueError(
+                f"--head-dim must be even (RoPE rotates pairs of dimensions), got {self.head_dim}"
+            )
         _at_least(self, 1000, "tokenizer_chars")
         if self.seq_len is None:
             raise ValueError("--seq-len (the window L) is required for pretrain")

@@ -38,15 +38,19 @@ def tiny_config(
     intermediate_size: int = 688,
     rope_theta: float = 10000.0,
     eos_token_id: int = 0,
+    head_dim: int = 0,
 ) -> Any:
-    """The `tiny` LlamaConfig (window = max_position_embeddings = L)."""
+    """The `tiny` LlamaConfig (window = max_position_embeddings = L). `head_dim` 0 means hidden / heads;
+    a larger one gives each head more rotary frequencies at the same width (LLaMA's heads have 128)."""
     from transformers import LlamaConfig
 
-    if hidden_size % num_heads or num_heads % num_kv_heads:
+    if (not head_dim and hidden_size % num_heads) or num_heads % num_kv_heads:
         raise ValueError(
-            f"--hidden-size ({hidden_size}) must be divisible by --num-heads ({num_heads}), and --num-heads "
-            f"by --num-kv-heads ({num_kv_heads})"
+            f"--hidden-size ({hidden_size}) must be divisible by --num-heads ({num_heads}) unless --head-dim "
+            f"is given, and --num-heads by --num-kv-heads ({num_kv_heads})"
         )
+    if head_dim % 2:
+        raise ValueError(f"--head-dim must be even (RoPE rotates pairs of dimensions), got {head_dim}")
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
@@ -54,7 +58,7 @@ def tiny_config(
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_kv_heads,
-        head_dim=hidden_size // num_heads,
+        head_dim=head_dim or hidden_size // num_heads,
         max_position_embeddings=window,
         rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
         tie_word_embeddings=True,

@@ -82,6 +82,7 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         intermediate_size=cfg.intermediate_size,
         rope_theta=cfg.rope_theta,
         eos_token_id=tokenizer.eos_token_id,
+        head_dim=cfg.head_dim,
     )
     lm = build_tiny(config, cfg.seed)
     if cfg.activation_checkpointing:
