@@ -147,8 +147,8 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
     ev = Evaluator(work / "results", str(work / "heldout.jsonl"), 256, b.passkey_k, b.passkey_trials, seed,
                    data_label="held-out pieces (work/heldout.jsonl)")  # fmt: skip
 
-    def linear(s: int) -> RopeScaling:
-        return RopeScaling(rope_type="linear", factor=float(s), original_max_position_embeddings=L)
+    def spec(method: str, s: int = b.factor) -> RopeScaling:
+        return RopeScaling(rope_type=method, factor=float(s), original_max_position_embeddings=L)
 
     stage("base model, plain RoPE (extrapolation beyond L)")
     ev.evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None, lengths, lengths)
@@ -156,19 +156,17 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
         if s < b.factor:
             stage(f"PI x{s} without fine-tuning")
             keep = lengths[: int(math.log2(s)) + 1]
-            ev.evaluate(Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, linear(s), keep)
+            ev.evaluate(
+                Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, spec("linear", s), keep
+            )
     stage(f"PI x{b.factor} without fine-tuning")
-    ev.evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, linear(b.factor), lengths,
+    ev.evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, spec("linear"), lengths,
                 lengths)  # fmt: skip
     if b.others:
         for method in ("ntk", "yarn"):
             stage(f"{method} x{b.factor} without fine-tuning")
-            spec = RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
-            ev.evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base, spec,
-                        lengths, lengths)  # fmt: skip
-
-    def spec(method: str) -> RopeScaling:
-        return RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
+            ev.evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base,
+                        spec(method), lengths, lengths)  # fmt: skip
 
     runs = {"pi": ("linear", "PI"), "direct": ("none", "direct")} | (
         {"yarn": ("yarn", "YaRN")} if b.others else {}
