@@ -74,3 +74,14 @@ def test_yarn_control_line_lists_each_checkpoint():
         "50 steps ppl 8.34, k_max 0 (42%), 100 steps ppl 8.329, k_max 1792 (52%)"
     ]
     assert _yarn_line({}, (50, 100), S) == []  # no YaRN run (--quick): no line
+
+
+def test_digits_found_is_reported_but_never_decides_the_passkey_finding():
+    """A PI model that finds every key but garbles it (our tiny model's failure) still fails finding 4."""
+    rows = paper_like()
+    rows["pi_ft"].k_max[S] = 0
+    rows["pi_ft"].passkey_found[S] = 0.95
+    rows["direct_ft"].passkey_found[S] = 0.05
+    four = check_findings(rows, L, 8, k_top=2048)[3]
+    assert four["holds"] is False
+    assert "any order at 2048 (diagnostic): PI 95%, direct 5%" in four["numbers"]

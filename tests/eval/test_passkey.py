@@ -14,6 +14,7 @@ from ropescale.eval.passkey import (
     PromptPieces,
     build_prompt,
     default_ks,
+    digits_found,
     effective_window,
     evaluate_passkey,
     first_integer,
@@ -109,6 +110,38 @@ def test_toy_with_known_span_gives_its_k_max(char_tokenizer, span, k_max):
     keys = [t["key"] for c in r["ks"] for t in c["trials"]]
     assert len(set(keys)) == len(keys) and all(10_000 <= k < 100_000 for k in keys)
     assert all(len(p) == 1600 for p in model.prompts)
+
+
+@pytest.mark.parametrize(
+    ("answer", "key", "want"),
+    [
+        (" 85463.5", 85346, True),  # a permutation: found, garbled
+        (" 85346.", 85346, True),  # the exact key counts as found
+        (" 571787.", 58177, False),  # an extra digit
+        (" 8404.58", 48804, False),  # the first integer lacks a digit
+        (" 11224", 12224, False),  # same digits, different counts
+        (" 02341.", 10234, True),  # a leading zero is a digit of the answer
+        (" none", 12345, False),
+    ],
+)
+def test_digits_found_hand_cases(answer, key, want):
+    assert digits_found(answer, key) is want
+
+
+def test_garbled_toy_finds_keys_it_cannot_copy(char_tokenizer):
+    """A model that sees the key but rotates its digits: exact accuracy only where the rotation happens
+    to equal the key, digits found exactly where the key is visible."""
+    model = RecallToy(char_tokenizer, 500, garble=True)
+    results, _ = evaluate_passkey(model, char_tokenizer, [1600], _cfg(), None)
+    r = results[0]
+    for c in r["ks"]:
+        for t in c["trials"]:
+            visible = t["k"] <= 500
+            rotated = int(str(t["key"])[1:] + str(t["key"])[0])  # int() drops a leading zero, as scoring does
+            assert t["digits_found"] is visible
+            assert t["correct"] is (visible and rotated == t["key"])
+        assert c["digits_found"] == sum(t["digits_found"] for t in c["trials"]) / 3
+    assert r["digits_found"] == pytest.approx(2 / 8) and r["accuracy"] == 0.0 and r["k_max"] == 0
 
 
 def test_depth_grid_places_key_by_depth(char_tokenizer):

@@ -52,15 +52,17 @@ def position_toy(vocab: int = 4) -> ToyLM:
 
 class RecallToy(nn.Module):
     """A generator that answers the passkey prompt perfectly when the key line lies within its last `span`
-    prompt tokens and answers 0 otherwise: an attention span of `span`, so its k_max is known."""
+    prompt tokens and answers 0 otherwise: an attention span of `span`, so its k_max is known. With
+    `garble`, it answers the key's digits rotated by one place (found, but in the wrong order)."""
 
-    def __init__(self, tokenizer, span: int):
+    def __init__(self, tokenizer, span: int, garble: bool = False):
         super().__init__()
         self.encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
         self.pattern = self.encode("\nThe pass key is ")
         self.vocab = len(tokenizer)
         self.eos = tokenizer.eos_token_id
         self.span = span
+        self.garble = garble
         self.dummy = nn.Parameter(torch.zeros(1))
         self.prompts: list[list[int]] = []
 
@@ -68,7 +70,8 @@ class RecallToy(nn.Module):
         n = len(self.pattern)
         for i in range(len(visible) - n + 1):
             if visible[i : i + n] == self.pattern:
-                return self.decode_digits(visible[i + n : i + n + 5])
+                digits = self.decode_digits(visible[i + n : i + n + 5])
+                return digits[1:] + digits[:1] if self.garble else digits
         return "0"
 
     def decode_digits(self, ids: list[int]) -> str:

@@ -29,6 +29,7 @@ class Row:
     ppl_ci: dict[int, list[float]] = field(default_factory=dict)
     k_max: dict[int, int] = field(default_factory=dict)
     passkey_accuracy: dict[int, float] = field(default_factory=dict)
+    passkey_found: dict[int, float] = field(default_factory=dict)  # key's digits in any order (diagnostic)
     k_tested: dict[int, int] = field(default_factory=dict)  # the longest distance tried, by length
     by_position: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # ppl by window position
 
@@ -92,6 +93,7 @@ class Evaluator:
             for cell in pk["lengths"]:
                 row.k_max[cell["length"]] = cell["k_max"]
                 row.passkey_accuracy[cell["length"]] = cell["accuracy"]
+                row.passkey_found[cell["length"]] = cell["digits_found"]
                 row.k_tested[cell["length"]] = max(c["k"] for c in cell["ks"])
         self.rows.append(row)
         return row

@@ -60,6 +60,11 @@ def check_findings(rows: dict[str, Row], window: int, factor: int, k_top: int | 
         pk, dk, bk = pi.k_max.get(S), direct.k_max.get(S), base.k_max.get(L)
         holds = bool(bk) and k_top is not None and pk >= 0.9 * k_top and dk <= 2 * L
         text = f"k_max at {S}: PI {pk} (of {k_top} tested), direct {dk} (L={L}); base within L: {bk}"
+        if S in pi.passkey_found and S in direct.passkey_found:
+            text += (
+                f"; key's digits in any order at {S} (diagnostic): PI {pi.passkey_found[S]:.0%}, "
+                f"direct {direct.passkey_found[S]:.0%}"
+            )
         add(4, "PI retrieves the passkey over the whole extended window, direct fine-tuning barely past L",
             text, holds)  # fmt: skip
     if pi:

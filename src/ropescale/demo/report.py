@@ -50,12 +50,15 @@ def _k(row: Row, length: int) -> str:
 
 
 def passkey_table(rows: list[Row], lengths: list[int]) -> str:
-    """k_max (and mean accuracy over the tested distances) by prompt length."""
-    body = [
-        [r.label, *(f"{r.k_max[n]} ({r.passkey_accuracy[n]:.0%})" if n in r.k_max else "-" for n in lengths)]
-        for r in rows
-        if r.k_max
-    ]
+    """k_max (mean accuracy over the tested distances; how often the answer held the key's digits in
+    any order) by prompt length."""
+
+    def cell(r: Row, n: int) -> str:
+        return (
+            f"{r.k_max[n]} ({r.passkey_accuracy[n]:.0%}; {r.passkey_found[n]:.0%})" if n in r.k_max else "-"
+        )
+
+    body = [[r.label, *(cell(r, n) for n in lengths)] for r in rows if r.k_max]
     return markdown(["Model", *map(str, lengths)], body)
 
 

@@ -8,6 +8,11 @@ the first token of the key line ("\\nThe pass key is 12345. ...") to the end of 
 where p is that token's index. Each trial draws a fresh random 5-digit key (seeded), decodes greedily a
 few tokens and succeeds when the first integer in the answer equals the key.
 
+A second, diagnostic score (not the paper's, never used for k_max): whether the first run of digits in the
+answer has exactly the key's digits in some order. A model that finds the key line but cannot resolve
+the order of neighbouring tokens (what compressing the fastest rotary frequency costs a small model)
+scores here and not on the exact match; a model that never finds the key scores on neither.
+
 Effective window (the paper's k_max): the largest k such that every tested k' <= k succeeds in at least
 20% of its trials (0 when the smallest k already fails).
 """
@@ -73,6 +78,13 @@ def first_integer(text: str) -> int | None:
     return int(match.group()) if match else None
 
 
+def digits_found(answer: str, key: int) -> bool:
+    """The first run of digits in the answer is a permutation of the key's digits (same digits, same
+    count; a leading zero counts, as in "02341" for 10234)."""
+    match = re.search(r"\d+", answer)
+    return match is not None and sorted(match.group()) == sorted(str(key))
+
+
 def effective_window(table: dict[int, tuple[int, int]], threshold: float = THRESHOLD) -> int:
     """k_max from {k: (successes, trials)}: the largest k with every k' <= k at >= `threshold` success."""
     k_max = 0
@@ -119,6 +131,7 @@ def run_trial(
         "key": key,
         "answer": answer,
         "correct": first_integer(answer) == key,
+        "digits_found": digits_found(answer, key),
         "seconds": round(time.perf_counter() - start, 3),
     }
 
@@ -131,8 +144,14 @@ def _cell(model, tokenizer, pieces, length, grid, point, cfg, bar, **where) -> d
         trials.append(run_trial(model, tokenizer, pieces, length, key, cfg, **where))
         if bar is not None:
             bar.update(1)
-    correct = sum(r["correct"] for r in trials)
-    return {**where, "correct": correct, "accuracy": correct / len(trials), "trials": trials}
+    correct, found = sum(r["correct"] for r in trials), sum(r["digits_found"] for r in trials)
+    return {
+        **where,
+        "correct": correct,
+        "accuracy": correct / len(trials),
+        "digits_found": found / len(trials),
+        "trials": trials,
+    }
 
 
 def evaluate_passkey(model: Any, tokenizer: Any, lengths: list[int], cfg, bar) -> tuple[list, list]:
@@ -144,7 +163,10 @@ def evaluate_passkey(model: Any, tokenizer: Any, lengths: list[int], cfg, bar) -
         cells = [_cell(model, tokenizer, pieces, length, 0, i, cfg, bar, k=k) for i, k in enumerate(ks)]
         k_max = effective_window({c["k"]: (c["correct"], cfg.trials) for c in cells}) if cells else None
         acc = float(np.mean([c["accuracy"] for c in cells])) if cells else None
-        results.append({"length": length, "k_max": k_max, "accuracy": acc, "ks": cells})
+        found = float(np.mean([c["digits_found"] for c in cells])) if cells else None
+        results.append(
+            {"length": length, "k_max": k_max, "accuracy": acc, "digits_found": found, "ks": cells}
+        )
         for j, depth in enumerate(cfg.depths or []):
             grid.append(
                 {"length": length, **_cell(model, tokenizer, pieces, length, 1, j, cfg, bar, depth=depth)}
@@ -184,9 +206,13 @@ def format_passkey(result: dict[str, Any]) -> str:
         if not r["ks"]:
             continue
         trials = len(r["ks"][0]["trials"])
-        rows = [[c["k"], f"{c['correct']}/{trials}", f"{c['accuracy']:.0%}"] for c in r["ks"]]
-        parts.append(f"\nlength {r['length']}: k_max {r['k_max']}, mean accuracy {r['accuracy']:.0%}")
-        parts.append(table(["k", "correct", "accuracy"], rows))
+        rows = [[c["k"], f"{c['correct']}/{trials}", f"{c['accuracy']:.0%}", f"{c['digits_found']:.0%}"]
+                for c in r["ks"]]  # fmt: skip
+        parts.append(
+            f"\nlength {r['length']}: k_max {r['k_max']}, mean accuracy {r['accuracy']:.0%}"
+            f" (key's digits in any order: {r['digits_found']:.0%})"
+        )
+        parts.append(table(["k", "correct", "accuracy", "digits any order"], rows))
     if result["depths"]:
         depths = sorted({c["depth"] for c in result["depths"]})
         lengths = sorted({c["length"] for c in result["depths"]})
