@@ -24,7 +24,7 @@ def test_bad_head_sizes_name_the_flag():
         tiny_config(320, hidden_size=32, num_heads=2, num_kv_heads=1, head_dim=63)
     with pytest.raises(ValueError, match="unless --head-dim"):
         tiny_config(320, hidden_size=30, num_heads=4, num_kv_heads=1)
-    with pytest.raises(ValueError, match="--head-dim must be >= 0"):
+    with pytest.raises(ValueError, match="--head-dim must be an integer >= 0"):
         PretrainConfig(out="x", seq_len=32, head_dim=-2)
     with pytest.raises(ValueError, match="--head-dim must be even"):  # before any tokenizer is trained
         PretrainConfig(out="x", seq_len=32, head_dim=63)

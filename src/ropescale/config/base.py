@@ -21,6 +21,18 @@ def knob(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any
     return field(default=default, metadata=meta)
 
 
+def at_least(cfg: Any, low: float, *names: str, integer: bool = True) -> None:
+    """The one bound check of every config: each named knob is None or a finite number >= `low` (an
+    integer unless `integer` is False), or a list of such numbers; the error names the knob as its flag."""
+    kinds = int if integer else (int, float)
+    for name in names:
+        value = getattr(cfg, name)
+        for v in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
+            if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) or v < low:
+                what = "an integer" if integer else "a number"
+                raise ValueError(f"--{name.replace('_', '-')} must be {what} >= {low:g}, got {v!r}")
+
+
 def _positive(name: str, value: float | None, flag: str) -> None:
     if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{flag} must be a positive number, got {value!r}")

@@ -6,18 +6,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, knob
+from .base import LoadOptions, RopeScaling, at_least, knob
 
 MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
 DATA_HELP = (
     "documents: pystdlib, shakespeare, a .txt/.jsonl/.parquet file or a directory of them, "
     "or hf:ORG/NAME[:CONFIG] (a cached datasets hub dataset)"
 )
-
-
-def _int_at_least(value: int | None, low: int, flag: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -45,21 +40,20 @@ class PplConfig:
     out: Path | None = knob(None, "write the result JSON here")
 
     def __post_init__(self) -> None:
-        for value in self.lengths or []:
-            _int_at_least(value, 2, "--lengths")
+        at_least(self, 2, "lengths")
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        _int_at_least(self.stride, 1, "--stride")
+        at_least(self, 1, "stride")
         if self.lengths and self.stride > min(self.lengths):
             raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
-        _int_at_least(self.max_docs, 1, "--max-docs")
-        _int_at_least(self.truncate_to, 2, "--truncate-to")
+        at_least(self, 1, "max_docs")
+        at_least(self, 2, "truncate_to")
         if self.truncate_to and self.lengths and max(self.lengths) > self.truncate_to:
             raise ValueError(
                 f"--lengths {max(self.lengths)} is longer than the documents (--truncate-to {self.truncate_to})"
             )
-        _int_at_least(self.batch_tokens, 1, "--batch-tokens")
-        _int_at_least(self.bootstrap, 1, "--bootstrap")
+        at_least(self, 1, "batch_tokens")
+        at_least(self, 1, "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -85,11 +79,10 @@ class PasskeyConfig:
     def __post_init__(self) -> None:
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        for value in self.lengths or []:
-            _int_at_least(value, 64, "--lengths")
-        _int_at_least(self.num_k, 0, "--num-k")
-        _int_at_least(self.trials, 1, "--trials")
-        _int_at_least(self.max_new_tokens, 1, "--max-new-tokens")
+        at_least(self, 64, "lengths")
+        at_least(self, 0, "num_k")
+        at_least(self, 1, "trials")
+        at_least(self, 1, "max_new_tokens")
         for d in self.depths or []:
             if not (isinstance(d, (int, float)) and 0.0 <= d <= 1.0):
                 raise ValueError(f"--depths must lie in [0, 1], got {d!r}")
@@ -122,10 +115,10 @@ class SummarizeConfig:
     out: Path | None = knob(None, "write the result JSON here")
 
     def __post_init__(self) -> None:
-        _int_at_least(self.max_docs, 1, "--max-docs")
-        _int_at_least(self.max_input_tokens, 1, "--max-input-tokens")
-        _int_at_least(self.max_new_tokens, 1, "--max-new-tokens")
-        _int_at_least(self.bootstrap, 1, "--bootstrap")
+        at_least(self, 1, "max_docs")
+        at_least(self, 1, "max_input_tokens")
+        at_least(self, 1, "max_new_tokens")
+        at_least(self, 1, "bootstrap")
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
         if not (0 < self.top_p <= 1):
@@ -160,12 +153,12 @@ class HarnessConfig:
     def __post_init__(self) -> None:
         if not self.ppl and not self.tasks:
             raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
-        _int_at_least(self.num_fewshot, 0, "--num-fewshot")
-        _int_at_least(self.limit, 1, "--limit")
-        _int_at_least(self.batch_size, 1, "--batch-size")
-        _int_at_least(self.ppl_length, 2, "--ppl-length")
-        _int_at_least(self.max_docs, 1, "--max-docs")
-        _int_at_least(self.batch_tokens, 1, "--batch-tokens")
+        at_least(self, 0, "num_fewshot")
+        at_least(self, 1, "limit")
+        at_least(self, 1, "batch_size")
+        at_least(self, 2, "ppl_length")
+        at_least(self, 1, "max_docs")
+        at_least(self, 1, "batch_tokens")
         if self.include_path is not None and not Path(self.include_path).is_dir():
             raise ValueError(f"--include-path {self.include_path}: not a directory")
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, knob, resolve_path
+from .base import LoadOptions, RopeScaling, at_least, knob, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -49,12 +49,8 @@ class TheoryConfig:
     def __post_init__(self) -> None:
         if self.model is None and self.figures is None:
             raise ValueError("give a MODEL to analyse, --figures DIR, or both")
-        for name in ("tokens", "pairs", "head_dim", "window"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.tokens < 2:
-            raise ValueError(f"--tokens must be at least 2, got {self.tokens}")
+        at_least(self, 1, "pairs", "head_dim", "window")
+        at_least(self, 2, "tokens")
         if self.head_dim % 2:
             raise ValueError(f"--head-dim must be even, got {self.head_dim}")
         if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and self.base > 1):

@@ -5,20 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .base import LoadOptions, RopeScaling, knob
+from .base import LoadOptions, RopeScaling, at_least, knob
 
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
 PASSKEY_LOSSES = ("document", "answer")
-
-
-def _at_least(cfg: Any, minimum: float, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if value is not None and (isinstance(value, bool) or value < minimum):
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum:g}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +81,7 @@ class TrainOptions:
     load: LoadOptions = knob(LoadOptions(), "loading")
 
     def __post_init__(self) -> None:
-        _at_least(
+        at_least(
             self,
             1,
             "steps",
@@ -99,11 +91,10 @@ class TrainOptions:
             "checkpoint_every_n_layers",
             "keep_checkpoints",
         )
-        _at_least(self, 2, "seq_len", "passkey_span")
-        _at_least(self, 0, "loss_chunk")
-        _at_least(
-            self, 0, "warmup_steps", "save_every", "eval_every", "weight_decay", "max_grad_norm", "seed"
-        )
+        at_least(self, 2, "seq_len", "passkey_span")
+        at_least(self, 0, "loss_chunk")
+        at_least(self, 0, "warmup_steps", "save_every", "eval_every", "seed")
+        at_least(self, 0, "weight_decay", "max_grad_norm", integer=False)
         if self.passkey_loss not in PASSKEY_LOSSES:
             raise ValueError(
                 f"--passkey-loss must be one of {', '.join(PASSKEY_LOSSES)}, got {self.passkey_loss!r}"
@@ -159,13 +150,13 @@ class PretrainConfig(TrainOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
-        _at_least(self, 0, "head_dim")
+        at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+        at_least(self, 0, "head_dim")
         if self.head_dim % 2:
             raise ValueError(
                 f"--head-dim must be even (RoPE rotates pairs of dimensions), got {self.head_dim}"
             )
-        _at_least(self, 1000, "tokenizer_chars")
+        at_least(self, 1000, "tokenizer_chars")
         if self.seq_len is None:
             raise ValueError("--seq-len (the window L) is required for pretrain")
 
@@ -197,7 +188,7 @@ class TrainConfig(TrainOptions):
         super().__post_init__()
         if self.task not in TASKS:
             raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        _at_least(self, 1, "max_summary_tokens", "lora_rank")
+        at_least(self, 1, "max_summary_tokens", "lora_rank")
         if self.task == "summarize" and self.passkey_fraction > 0:
             raise ValueError("--passkey-fraction mixes language-modelling documents; use it with --task lm")
         object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
