@@ -85,3 +85,15 @@ def test_digits_found_is_reported_but_never_decides_the_passkey_finding():
     four = check_findings(rows, L, 8, k_top=2048)[3]
     assert four["holds"] is False
     assert "any order at 2048 (diagnostic): PI 95%, direct 5%" in four["numbers"]
+
+
+def test_passkey_cells_show_k_max_exact_rate_and_digits_found():
+    from ropescale.demo.report import passkey_table, steps_tables
+
+    row = _row("pi_ft", "linear", 200, {S: 10.0}, {L: 256, S: 512})
+    row.passkey_accuracy.update({L: 0.38, S: 0.125})
+    row.passkey_found.update({L: 0.82, S: 0.6})
+    table = passkey_table([row], [L, S])
+    assert "| pi_ft | 256 (38%; 82%) | 512 (12%; 60%) |" in table
+    _, t4 = steps_tables({"PI x8": [row]}, S)
+    assert "| PI x8 | 2048 | 512 (12%; 60%) |" in t4

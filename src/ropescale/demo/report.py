@@ -30,8 +30,8 @@ def _method(r: Row) -> str:
 
 
 def steps_tables(curves: dict[str, list[Row]], length: int) -> tuple[str, str]:
-    """Perplexity at `length` vs fine-tuning steps (Table 3) and k_max (mean passkey accuracy) at
-    `length` vs steps (Table 4)."""
+    """Perplexity at `length` vs fine-tuning steps (Table 3) and the passkey cell of `_k` at `length` vs
+    steps (Table 4)."""
     steps = sorted({r.ft_steps for rs in curves.values() for r in rs})
     head = ["Method", "Ctx window", *map(str, steps)]
     t3, t4 = [], []
@@ -43,22 +43,16 @@ def steps_tables(curves: dict[str, list[Row]], length: int) -> tuple[str, str]:
 
 
 def _k(row: Row, length: int) -> str:
-    """k_max with the mean accuracy over the tested distances."""
+    """k_max (mean accuracy over the tested distances; how often the answer held the key's digits in any
+    order, a diagnostic)."""
     if length not in row.k_max:
         return "-"
-    return f"{row.k_max[length]} ({row.passkey_accuracy[length]:.0%})"
+    return f"{row.k_max[length]} ({row.passkey_accuracy[length]:.0%}; {row.passkey_found[length]:.0%})"
 
 
 def passkey_table(rows: list[Row], lengths: list[int]) -> str:
-    """k_max (mean accuracy over the tested distances; how often the answer held the key's digits in
-    any order) by prompt length."""
-
-    def cell(r: Row, n: int) -> str:
-        return (
-            f"{r.k_max[n]} ({r.passkey_accuracy[n]:.0%}; {r.passkey_found[n]:.0%})" if n in r.k_max else "-"
-        )
-
-    body = [[r.label, *(cell(r, n) for n in lengths)] for r in rows if r.k_max]
+    """The passkey cell of `_k` by prompt length."""
+    body = [[r.label, *(_k(r, n) for n in lengths)] for r in rows if r.k_max]
     return markdown(["Model", *map(str, lengths)], body)
 
 
