@@ -13,6 +13,12 @@ SCHEDULES = ("constant", "cosine")
 PASSKEY_LOSSES = ("document", "answer")
 
 
+def check_head_dim(head_dim: int) -> None:
+    """A head size for `ropescale pretrain` (0 = hidden / heads): RoPE rotates pairs of dimensions."""
+    if head_dim % 2:
+        raise ValueError(f"--head-dim must be even (RoPE rotates pairs of dimensions), got {head_dim}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     """Knobs shared by `ropescale pretrain` and `ropescale train` (defaults: the paper's fine-tuning recipe)."""
@@ -152,10 +158,7 @@ class PretrainConfig(TrainOptions):
         super().__post_init__()
         at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
         at_least(self, 0, "head_dim")
-        if self.head_dim % 2:
-            raise ValueError(
-                f"--head-dim must be even (RoPE rotates pairs of dimensions), got {self.head_dim}"
-            )
+        check_head_dim(self.head_dim)
         at_least(self, 1000, "tokenizer_chars")
         if self.seq_len is None:
             raise ValueError("--seq-len (the window L) is required for pretrain")

@@ -57,7 +57,6 @@ class BatchSampler:
         if len(makers) > 1 and not passkey_batches:
             raise ValueError("several passkey makers need passkey_batches (whole passkey batches)")
         self.makers, self.passkey_fraction = makers, passkey_fraction
-        self.passkey = makers[0] if makers else None
         self.passkey_batches = passkey_batches
         self.state = SamplerState()
         self._perm: tuple[int, np.ndarray] | None = None
@@ -76,9 +75,9 @@ class BatchSampler:
         s.items += 1
         draw = rng.random()
         if passkey is None:
-            passkey = self.passkey is not None and draw < self.passkey_fraction
+            passkey = bool(self.makers) and draw < self.passkey_fraction
         if passkey:
-            ids, mask = (maker or self.passkey).make(rng)
+            ids, mask = (maker or self.makers[0]).make(rng)
             return ids, to_labels(ids, mask)
         if s.cursor >= len(self.packed.train):
             s.epoch, s.cursor = s.epoch + 1, 0
@@ -92,7 +91,7 @@ class BatchSampler:
         passkey, maker, n = None, None, self.batch_size
         if self.passkey_batches:
             rng = np.random.default_rng([self.seed, self.state.items, 11])
-            passkey = self.passkey is not None and rng.random() < self.passkey_fraction
+            passkey = bool(self.makers) and rng.random() < self.passkey_fraction
             if passkey:
                 maker = self.makers[int(rng.integers(len(self.makers)))]
                 n *= max(1, self.packed.seq_len // maker.seq_len)

@@ -73,16 +73,21 @@ def build_prompt(pieces: PromptPieces, key: list[int], length: int, k: int) -> l
     return pieces.head + pieces.filler[:before] + key + pieces.filler[:after] + pieces.question
 
 
-def first_integer(text: str) -> int | None:
+def first_digits(text: str) -> str | None:
     match = re.search(r"\d+", text)
-    return int(match.group()) if match else None
+    return match.group() if match else None
+
+
+def first_integer(text: str) -> int | None:
+    digits = first_digits(text)
+    return None if digits is None else int(digits)
 
 
 def digits_found(answer: str, key: int) -> bool:
     """The first run of digits in the answer is a permutation of the key's digits (same digits, same
     count; a leading zero counts, as in "02341" for 10234)."""
-    match = re.search(r"\d+", answer)
-    return match is not None and sorted(match.group()) == sorted(str(key))
+    digits = first_digits(answer)
+    return digits is not None and sorted(digits) == sorted(str(key))
 
 
 def effective_window(table: dict[int, tuple[int, int]], threshold: float = THRESHOLD) -> int:

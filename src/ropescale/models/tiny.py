@@ -44,13 +44,14 @@ def tiny_config(
     a larger one gives each head more rotary frequencies at the same width (LLaMA's heads have 128)."""
     from transformers import LlamaConfig
 
+    from ..config.train import check_head_dim
+
     if (not head_dim and hidden_size % num_heads) or num_heads % num_kv_heads:
         raise ValueError(
             f"--hidden-size ({hidden_size}) must be divisible by --num-heads ({num_heads}) unless --head-dim "
             f"is given, and --num-heads by --num-kv-heads ({num_kv_heads})"
         )
-    if head_dim % 2:
-        raise ValueError(f"--head-dim must be even (RoPE rotates pairs of dimensions), got {head_dim}")
+    check_head_dim(head_dim)
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
