@@ -21,20 +21,50 @@ def test_fit_stays_small_inside_and_between_integers_and_explodes_beyond(paper_f
     assert r["max_abs_fit_interpolated"] < 1.0
     assert r["max_abs_fit_beyond"] > 1e3 * r["max_abs_fit_inside"]  # orders of magnitude beyond L
     assert r["interpolation"]["max_deviation_over_corrected_bound"] <= 1.0  # Theorem 2.1 (corrected)
-    assert r["condition_number"] > 1e12  # why: X is numerically rank deficient
+    assert r["rank"] < 128  # why: X is numerically rank deficient, the SVD keeps part of it
 
 
-def test_fit_residual_matches_numpy_least_squares(paper_fit):
-    """The normal-equation fit is a genuine least-squares fit: its residual is within 1% of numpy's SVD
-    solver (an independent code; it is slightly lower there because X^T X squares a condition number of
-    ~1e17, which the normal equations cannot resolve and the SVD truncates)."""
+def _numpy_features(window: int, n: int) -> np.ndarray:
     theta = 1.0 / 10000.0 ** (np.arange(0, 128, 2) / 128)
-    s = np.arange(2048)[:, None] * theta[None, :]
-    X = np.concatenate([np.sin(s), np.cos(s)], axis=1)
-    y = np.asarray(fit_random().targets)
-    w = np.linalg.lstsq(X, y, rcond=None)[0]
-    rms = np.sqrt(np.mean((X @ w - y) ** 2))
-    assert rms <= paper_fit["rms_residual"] <= 1.01 * rms
+    s = np.arange(n)[:, None] * theta[None, :]
+    return np.concatenate([np.sin(s), np.cos(s)], axis=1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fit_equals_numpy_truncated_least_squares(dtype):
+    """An independent solver (numpy's lstsq, LAPACK through OpenBLAS) with the same documented cut-off,
+    sigma_i > sqrt(eps_dtype) * sigma_1, gives the same fit everywhere, beyond L included."""
+    fit = fit_random(dtype=dtype)
+    X = _numpy_features(2048, 2048)
+    rcond = float(np.sqrt(np.finfo(dtype).eps))
+    w = np.linalg.lstsq(X, np.asarray(fit.targets), rcond=rcond)[0]
+    ours = np.asarray(fit(torch.arange(4096, dtype=torch.float64)))
+    theirs = _numpy_features(2048, 4096) @ w
+    # relative to the curve's scale: beyond L it reaches ~7e4 and crosses zero, where a pointwise rtol
+    # would demand more than the kept part's conditioning (~1e7 x float64 eps) can give
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9 * np.abs(theirs).max())
+    assert fit.rank == np.linalg.matrix_rank(X, tol=rcond * np.linalg.norm(X, 2))
+
+
+def test_cut_off_sits_in_a_gap_of_the_spectrum():
+    """Why the answer is machine independent: the nearest singular values are over 2x away from the
+    cut-off, far beyond any kernel's rounding (relative 1e-13 at most) at sigma ~ 1e-8 sigma_1."""
+    for dtype in ("float64", "float32"):
+        fit = fit_random(dtype=dtype)
+        ratio = (fit.singular_values / fit.singular_values[0]).tolist()
+        cut = float(np.sqrt(np.finfo(dtype).eps))
+        assert ratio[fit.rank - 1] > 2 * cut and ratio[fit.rank] < cut / 2
+
+
+def test_paper_fit_numbers_are_pinned(paper_fit):
+    """Golden values (3 significant digits) of the default experiment; computed once with this solver and
+    identical under MKL_CBWR=AVX2, AVX512 and COMPATIBLE at 1 and 2 threads (the solver is defined by the
+    spectrum, not by rounding; see the module docstring)."""
+    r = paper_fit
+    assert r["rank"] == 76
+    assert f"{r['max_abs_fit_inside']:.3g}" == "0.56"
+    assert f"{r['max_abs_fit_beyond']:.3g}" == "6.6e+04"
+    assert f"{r['rms_residual']:.3g}" == "0.978"
 
 
 def test_float32_fit_also_extrapolates_badly_and_ridge_tames_it(paper_fit):
@@ -43,7 +73,7 @@ def test_float32_fit_also_extrapolates_badly_and_ridge_tames_it(paper_fit):
     assert f32["max_abs_fit_beyond"] > 10 * f32["max_abs_fit_inside"]
     ridge = figure2_experiment(eps=1e-3)
     assert ridge["max_abs_fit_inside"] < 1.0
-    assert ridge["max_abs_fit_beyond"] < 1e-4 * paper_fit["max_abs_fit_beyond"]
+    assert ridge["max_abs_fit_beyond"] < 1e-3 * paper_fit["max_abs_fit_beyond"]
 
 
 def test_h_of_the_fit_gives_the_same_function():

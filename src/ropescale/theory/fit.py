@@ -1,12 +1,26 @@
 """The Figure 2 experiment (paper Appendix C.1; PAPER.md 4.4): fit random targets with the RoPE basis.
 
 Features are sin(s theta_j) and cos(s theta_j) for the d/2 frequencies (d features in all), targets are
-i.i.d. N(0, 1) at the integer distances s = 0..L-1, and the coefficients come from the normal equations
-(X^T X + eps I) w = X^T y (eps = 0: plain least squares, eps > 0: ridge). The fit then stays within about
+i.i.d. N(0, 1) at the integer distances s = 0..L-1, and the coefficients minimise
+|X w - y|^2 + eps |w|^2 (eps = 0: plain least squares, eps > 0: ridge). The fit then stays within about
 [-1, 1] on [0, L) and between integers (interpolation), but beyond L (extrapolation) it grows by orders of
-magnitude: X is so ill conditioned (sigma_max / sigma_min ~ 1e17 at the paper's d = 128, c = 10^4,
-L = 2048) that tiny residual directions carry huge coefficients that only show beyond L. How huge depends
-on the solve's precision (`dtype`), which is why it is a knob; the qualitative picture does not.
+magnitude: tiny singular directions of X carry huge coefficients that only show beyond L.
+
+The solver is defined by the mathematics, not by rounding. X's singular values fall geometrically, by a
+factor of ~15 each, from sigma_70 / sigma_1 ~ 4e-2 down to the float64 noise floor (~1e-16; at the paper's
+d = 128, c = 10^4, L = 2048 only ~81 of the 128 directions are above it). The paper solves the normal
+equations X^T X w = X^T y, which square that spread, so what a normal-equation solve makes of the
+directions below sqrt(machine eps) * sigma_1 is whatever the BLAS/LAPACK kernel's rounding makes it
+(max |a| beyond L was 6e6 on one CPU kernel and 8e7 on another). We therefore solve by a float64 SVD
+and keep exactly the directions a normal-equation solve in `dtype` can resolve:
+
+    w = sum over sigma_i > rcond * sigma_1 of  v_i * sigma_i / (sigma_i^2 + eps) * (u_i . y),
+    rcond = sqrt(finfo(dtype).eps)   (1.49e-8 for float64, 3.45e-4 for float32)
+
+(eps = 0 gives the truncated pseudo-inverse). Because the cut-off falls in a gap of the geometric
+spectrum (the neighbouring values are ~4x above and below it at the paper's setting), the answer does not
+depend on the CPU, the kernel or the thread count. `dtype` therefore sets the resolvable spectrum rather
+than a rounding mode: float64 keeps 76 directions (blow-up ~7e4 beyond L), float32 keeps 72 (~11).
 """
 
 from __future__ import annotations
@@ -26,6 +40,12 @@ from .bounds import (
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def rcond_for(dtype: str) -> float:
+    """The relative singular-value cut-off for a fit 'in' dtype: sqrt(machine eps), what its normal
+    equations (which square the condition number) can still resolve."""
+    return torch.finfo(DTYPES[dtype]).eps ** 0.5
+
+
 def rope_features(s: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """[sin(s theta_j) | cos(s theta_j)]: s (S,), theta (d/2,) -> (S, d) float64."""
     angles = s.to(torch.float64)[:, None] * theta.to(torch.float64)[None, :]
@@ -39,6 +59,8 @@ class RopeFit:
     theta: torch.Tensor
     weights: torch.Tensor
     targets: torch.Tensor
+    singular_values: torch.Tensor  # (d,) of X, descending
+    rank: int  # directions kept (sigma_i > rcond * sigma_1)
 
     def __call__(self, s: torch.Tensor) -> torch.Tensor:
         """The fitted a(s) at any (fractional) distances s (S,), evaluated in float64 -> (S,)."""
@@ -59,17 +81,20 @@ def fit_random(
     dtype: str = "float64",
     seed: int = 0,
 ) -> RopeFit:
-    """Fit N(0, 1) targets (seeded) at s = 0..window-1; the normal equations are solved in `dtype`."""
+    """Fit N(0, 1) targets (seeded) at s = 0..window-1 by a float64 SVD keeping the singular directions
+    above rcond_for(dtype) * sigma_1, with ridge eps (see the module docstring)."""
     if dtype not in DTYPES:
         raise ValueError(f"--fit-dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if eps < 0:
         raise ValueError(f"--eps must be >= 0, got {eps}")
     theta = base_inv_freq(head_dim, base)
     targets = torch.randn(window, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    X = rope_features(torch.arange(window), theta).to(DTYPES[dtype])
-    gram = X.T @ X + eps * torch.eye(head_dim, dtype=X.dtype)
-    weights = torch.linalg.solve(gram, X.T @ targets.to(X.dtype))
-    return RopeFit(theta, weights.to(torch.float64), targets)
+    X = rope_features(torch.arange(window), theta)
+    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    keep = S > rcond_for(dtype) * S[0]
+    gain = S[keep] / (S[keep] ** 2 + eps)
+    weights = Vh[keep].T @ (gain * (U[:, keep].T @ targets))
+    return RopeFit(theta, weights, targets, S, int(keep.sum()))
 
 
 def interpolation_grid(start: float = 25.0, stop: float = 75.0, step: float = 0.125) -> torch.Tensor:
@@ -115,8 +140,7 @@ def figure2_experiment(
     inside, beyond = values[:window], values[window:]
     grid = interpolation_grid()
     interp = fit(grid)
-    X = rope_features(torch.arange(window), fit.theta)
-    sv = torch.linalg.svdvals(X)
+    sv = fit.singular_values
     return {
         "setting": {
             "head_dim": head_dim,
@@ -125,14 +149,17 @@ def figure2_experiment(
             "eps": eps,
             "dtype": dtype,
             "seed": seed,
+            "rcond": rcond_for(dtype),
         },
+        "rank": fit.rank,
         "max_abs_target": fit.targets.abs().max().item(),
         "max_abs_fit_inside": inside.abs().max().item(),
         "max_abs_fit_beyond": beyond.abs().max().item(),
         "max_abs_fit_interpolated": interp.abs().max().item(),
         "rms_residual": (inside - fit.targets).pow(2).mean().sqrt().item(),
         "max_abs_h": fit.h.abs().max().item(),
-        "condition_number": (sv[0] / sv[-1]).item(),
+        # of the kept part; X's full sigma_1 / sigma_d sits at the rounding floor and is kernel noise
+        "condition_number_kept": (sv[0] / sv[fit.rank - 1]).item(),
         "interpolation": interpolation_check(fit, grid, base),
         "series": {
             "targets": fit.targets.tolist(),

@@ -209,7 +209,8 @@ def format_figures(f: dict[str, Any]) -> list[str]:
         f"{f5['ratio_lower_bound']:.2f} as in the paper (at the minimum of B(s)/d: {f5['ratio_at_min']:.2f}); "
         f"with the corrected Theorem 2.1 constant >= 16 d / S2 = {f5['ratio_lower_bound_corrected']:.2f} "
         f"({f5['ratio_at_min_corrected']:.2f})",
-        f"  figure2.png: fit ({s2['dtype']}, eps {s2['eps']:g}, seed {s2['seed']}; cond(X) = {f2['condition_number']:.2g}):"
+        f"  figure2.png: fit ({s2['dtype']}, eps {s2['eps']:g}, seed {s2['seed']}; SVD keeps {f2['rank']} of "
+        f"{s5['head_dim']} directions, sigma_i > {s2['rcond']:.3g} sigma_1):"
         f" max|a| {f2['max_abs_fit_inside']:.3g} on [0, L), {f2['max_abs_fit_beyond']:.3g} on [L, 2L), "
         f"{f2['max_abs_fit_interpolated']:.3g} on the interpolation grid [25, 75)",
         f"    rms residual {f2['rms_residual']:.3f} (targets N(0,1), max |y| {f2['max_abs_target']:.2f}); between "
