@@ -91,7 +91,7 @@ def fit_random(
     targets = torch.randn(window, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     X = rope_features(torch.arange(window), theta)
     U, S, Vh = torch.linalg.svd(X, full_matrices=False)
-    keep = S > rcond_for(dtype) * S[0]
+    keep = S / S[0] > rcond_for(dtype)
     gain = S[keep] / (S[keep] ** 2 + eps)
     weights = Vh[keep].T @ (gain * (U[:, keep].T @ targets))
     return RopeFit(theta, weights, targets, S, int(keep.sum()))
