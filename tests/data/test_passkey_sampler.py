@@ -74,7 +74,7 @@ def test_sampler_epochs_cover_every_sequence_once(packed):
     n = len(packed.train)
     sampler = BatchSampler(packed, batch_size=n, seed=3)
     for _ in range(2):
-        ids, labels = sampler.next_batch()
+        ids, labels, _ = sampler.next_batch()
         assert torch.equal(ids, labels)
         rows = sorted(map(tuple, ids.tolist()))
         assert rows == sorted(map(tuple, np.asarray(packed.train).astype(np.int64).tolist()))
@@ -89,7 +89,7 @@ def test_sampler_resumes_exactly_and_mixes_passkeys(packed, bpe_tokenizer):
     after = [a.next_batch() for _ in range(4)]
     b = BatchSampler(packed, batch_size=5, seed=1)
     b.load_state_dict(state)
-    for (x, y), (u, v) in zip(after, [b.next_batch() for _ in range(4)], strict=False):
+    for (x, y, _), (u, v, _) in zip(after, [b.next_batch() for _ in range(4)], strict=True):
         assert torch.equal(x, u) and torch.equal(y, v)
     c = BatchSampler(packed, batch_size=5, seed=2)
     assert not torch.equal(c.next_batch()[0], BatchSampler(packed, batch_size=5, seed=1).next_batch()[0])
@@ -102,7 +102,7 @@ def test_passkey_fraction(tmp_path, bpe_tokenizer):
     packed = pack(DataRequest(str(folder), seq_len=128, val_fraction=0.0), bpe_tokenizer, tmp_path / "c")
     maker = PasskeyMaker.for_tokenizer(bpe_tokenizer, 128)
     sampler = BatchSampler(packed, batch_size=200, seed=0, passkey=maker, passkey_fraction=0.3)
-    ids, labels = sampler.next_batch()
+    ids, labels, _ = sampler.next_batch()
     is_passkey = np.array(
         [bpe_tokenizer.decode(row[:40].tolist()).startswith(prompts.PASSKEY_TASK[:30]) for row in ids]
     )
@@ -137,7 +137,7 @@ def test_passkey_batches_come_whole(tmp_path, bpe_tokenizer):
     sampler = BatchSampler(packed, 8, seed=0, passkey=maker, passkey_fraction=0.3, passkey_batches=True)
     kinds = []
     for _ in range(60):
-        _, labels = sampler.next_batch()
+        _, labels, _ = sampler.next_batch()
         scored = (labels != -100).sum(1)
         assert (scored < 10).all() or (scored == 128).all()  # a batch is all passkey or all text
         kinds.append(bool((scored < 10).all()))

@@ -19,14 +19,18 @@ from ropescale.train.run import run_train
 from .conftest import metrics, train_cfg
 
 RUN = dict(steps=20, batch_size=16, micro_batch_size=4, save_every=2, keep_checkpoints=2)
+# the window is 32 -> 64 (PI x2): contiguous trains on 64-token sequences, PoSE on 32 spanning [0, 64)
+SCHEMES = {"contiguous": {}, "pose": {"positions": "pose", "seq_len": 32}}
 
 
 def _argv(cfg) -> list[str]:
+    extra = ["--positions", cfg.positions] + (["--seq-len", str(cfg.seq_len)] if cfg.seq_len else [])
     return [
         "train", cfg.model, "--data", cfg.data, "--out", str(cfg.out), "--method", cfg.rope.rope_type,
         "--factor", str(cfg.rope.factor), "--steps", str(cfg.steps), "--batch-size", str(cfg.batch_size),
         "--micro-batch-size", str(cfg.micro_batch_size), "--lr", str(cfg.lr), "--warmup-steps", "1",
         "--save-every", str(cfg.save_every), "--eval-sequences", "4", "--val-fraction", str(cfg.val_fraction),
+        *extra,
     ]  # fmt: skip
 
 
@@ -37,10 +41,12 @@ def _assert_same_weights(a, b):
         assert torch.equal(wa[name], wb[name]), name
 
 
-def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus):
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus, scheme):
     base, _ = tiny_base
-    whole = run_train(train_cfg(base, tmp_path / "whole", corpus, **RUN))
-    cfg = train_cfg(base, tmp_path / "killed", corpus, **RUN)
+    run = {**RUN, **SCHEMES[scheme]}
+    whole = run_train(train_cfg(base, tmp_path / "whole", corpus, **run))
+    cfg = train_cfg(base, tmp_path / "killed", corpus, **run)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ropescale", *_argv(cfg)],
@@ -58,11 +64,16 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (cfg.out / "config.json").exists()  # killed mid-run: no final model
-    resumed = run_train(train_cfg(base, tmp_path / "killed", corpus, resume=True, **RUN))
+    resumed = run_train(train_cfg(base, tmp_path / "killed", corpus, resume=True, **run))
     assert resumed["resumed_from"] and resumed["final_loss"] == whole["final_loss"]
+    assert resumed["max_position_id"] == whole["max_position_id"]  # restored with the checkpoint
     _assert_same_weights(tmp_path / "whole", tmp_path / "killed")
     assert [r["step"] for r in metrics(tmp_path / "killed")] == list(range(1, 21))
     assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000018", "step-0000020"]
+    if scheme == "pose":  # another position scheme is another run
+        with pytest.raises(ValueError, match=r"different setup \(positions: checkpoint"):
+            run_train(train_cfg(base, cfg.out, corpus, resume=True, **{**RUN, "seq_len": 32}))
+        return
 
     with pytest.raises(ValueError, match=r"different setup \(rope: checkpoint"):
         run_train(
@@ -100,9 +111,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_base, 
     assert [r["step"] for r in metrics(cfg.out)] == [1, 2]
 
 
-def test_two_process_fsdp_matches_one_process(tmp_path, tiny_base, corpus):
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_two_process_fsdp_matches_one_process(tmp_path, tiny_base, corpus, scheme):
     base, _ = tiny_base
-    kw = dict(steps=3, batch_size=8, micro_batch_size=2, save_every=3, val_fraction=0.1)
+    kw = dict(steps=3, batch_size=8, micro_batch_size=2, save_every=3, val_fraction=0.1, **SCHEMES[scheme])
     single = train_cfg(base, tmp_path / "one", corpus, **kw)
     run_train(single)
     two = train_cfg(base, tmp_path / "two", corpus, **kw)

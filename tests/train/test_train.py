@@ -47,7 +47,7 @@ def _plain_loop(model_dir, rope, cfg, packed, steps):
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.1 + 0.9 * step / cfg.warmup_steps if step < cfg.warmup_steps else 1.0)
-        ids, labels = sampler.next_batch()
+        ids, labels, _ = sampler.next_batch()
         loss = lm(input_ids=ids, labels=labels).loss
         loss.backward()
         opt.step()
@@ -99,7 +99,7 @@ def test_summarize_task_trains_on_the_summary_only(tmp_path, tiny_base):
     tok = __import__("transformers").AutoTokenizer.from_pretrained(base)
     request = DataRequest(str(path), seq_len=128, val_fraction=0.0, task="summarize")
     packed = pack(request, tok, tmp_path / "sum" / ".cache")
-    _ids, labels = BatchSampler(packed, 4, 0).next_batch()
+    _ids, labels, _ = BatchSampler(packed, 4, 0).next_batch()
     assert ((labels != -100).sum(1) < 20).all()  # only the short summaries are scored
     want, _ = _plain_loop(base, RopeScaling("linear", 4.0), cfg, packed, 1)
     assert metrics(tmp_path / "sum")[0]["loss"] == pytest.approx(want[0], rel=2e-5)
@@ -159,7 +159,7 @@ def test_passkey_batches_at_their_span_match_a_plain_loop(tmp_path, tiny_base, c
     packed = pack(DataRequest(str(corpus), seq_len=512, val_fraction=cfg.val_fraction), tok, tmp_path / "c")
     maker = PasskeyMaker.for_tokenizer(tok, 256, 0.0, answer_only=True)
     sampler = BatchSampler(packed, 4, cfg.seed, maker, 1.0, passkey_batches=True)
-    ids, labels = sampler.next_batch()
+    ids, labels, _ = sampler.next_batch()
     assert ids.shape == (8, 256)  # twice the documents of a text batch (4 x 512), the same tokens
     assert ((labels != -100).sum(1) >= 6).all()  # each row scores its answer " KEY." (5 digits and ".")
 

@@ -11,6 +11,7 @@ from .base import LoadOptions, RopeScaling, at_least, knob
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
 PASSKEY_LOSSES = ("document", "answer")
+POSITION_SCHEMES = ("contiguous", "pose")  # ropescale.data.positions
 
 
 def check_head_dim(head_dim: int) -> None:
@@ -186,9 +187,37 @@ class TrainConfig(TrainOptions):
     lora_targets: tuple[str, ...] = knob(
         ("q_proj", "k_proj", "v_proj", "o_proj"), "LoRA target module names (comma-separated)"
     )
+    positions: str = knob(
+        "contiguous",
+        f"position ids of training sequences: {', '.join(POSITION_SCHEMES)} (pose: chunks with random "
+        "skips so short sequences span the whole target window; Zhu et al. 2023)",
+    )
+    pose_chunks: int = knob(2, "pose: chunks per sequence (the paper: 2)")
+    target_window: int | None = knob(
+        None, "pose: the window the position ids span (default: the model's window after scaling)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.positions not in POSITION_SCHEMES:
+            raise ValueError(
+                f"--positions must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}"
+            )
+        at_least(self, 1, "pose_chunks")
+        at_least(self, 2, "target_window")
+        if self.positions == "contiguous" and self.target_window is not None:
+            raise ValueError("--target-window goes with --positions pose (contiguous ids are 0..seq-len-1)")
+        if self.positions == "pose" and self.seq_len is not None and self.pose_chunks > self.seq_len:
+            raise ValueError(
+                f"--pose-chunks ({self.pose_chunks}) must be <= --seq-len ({self.seq_len}): "
+                "every chunk holds at least one token"
+            )
+        if self.positions == "pose" and self.rope is not None and self.rope.rope_type == "dynamic":
+            raise ValueError(
+                "--positions pose does not go with --method dynamic: dynamic NTK rescales by the largest "
+                "position id of each batch, so random skips would train every batch at another scaling; "
+                "use --method ntk (a fixed base) or yarn"
+            )
         if self.task not in TASKS:
             raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         at_least(self, 1, "max_summary_tokens", "lora_rank")

@@ -8,12 +8,14 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .packing import Packed
 from .passkey import PasskeyMaker
+from .positions import Positions
 
 
 @dataclass
@@ -34,8 +36,17 @@ def to_labels(ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return labels
 
 
+class Batch(NamedTuple):
+    """One global batch: input_ids and labels (n, T) int64, and position ids (n, T) int64 or None for
+    the model's own contiguous 0..T-1."""
+
+    ids: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor | None
+
+
 class BatchSampler:
-    """Yields global batches (input_ids, labels), each (batch_size, seq_len) int64."""
+    """Yields global batches (input_ids, labels, position ids), each (batch_size, seq_len) int64."""
 
     def __init__(
         self,
@@ -45,19 +56,22 @@ class BatchSampler:
         passkey: PasskeyMaker | tuple[PasskeyMaker, ...] | None = None,
         passkey_fraction: float = 0.0,
         passkey_batches: bool = False,
+        positions: Positions | None = None,
     ):
         """`passkey_batches`: passkey documents come as whole batches (a `passkey_fraction` of the batches)
         instead of single rows, so a loss on only their answers is not diluted by language-modelling
         tokens (the loss is a mean over the batch's scored tokens). When the passkey rows are shorter than
         the packed sequences (`--passkey-span`), such a batch holds proportionally more of them: the same
         tokens per step, `seq_len // span` times the documents. With several makers (whole batches only),
-        each passkey batch takes one of them at random, in equal shares."""
+        each passkey batch takes one of them at random, in equal shares. `positions` (PoSE) gives every
+        row, passkey rows included, its own position ids from a stream seeded by (seed, item index)."""
         self.packed, self.batch_size, self.seed = packed, batch_size, seed
         makers = passkey if isinstance(passkey, tuple) else (passkey,) if passkey is not None else ()
         if len(makers) > 1 and not passkey_batches:
             raise ValueError("several passkey makers need passkey_batches (whole passkey batches)")
         self.makers, self.passkey_fraction = makers, passkey_fraction
         self.passkey_batches = passkey_batches
+        self.positions = positions or Positions()
         self.state = SamplerState()
         self._perm: tuple[int, np.ndarray] | None = None
 
@@ -68,6 +82,12 @@ class BatchSampler:
         return self._perm[1]
 
     def _item(
+        self, passkey: bool | None = None, maker: PasskeyMaker | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        ids, labels = self._tokens(passkey, maker)
+        return ids, labels, self.positions.draw(len(ids), self.seed, self.state.items - 1)
+
+    def _tokens(
         self, passkey: bool | None = None, maker: PasskeyMaker | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         s = self.state
@@ -87,7 +107,7 @@ class BatchSampler:
         ids = np.asarray(self.packed.train[index])
         return ids.astype(np.int64), to_labels(ids, mask)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> Batch:
         passkey, maker, n = None, None, self.batch_size
         if self.passkey_batches:
             rng = np.random.default_rng([self.seed, self.state.items, 11])
@@ -98,7 +118,8 @@ class BatchSampler:
         rows = [self._item(passkey, maker) for _ in range(n)]
         ids = torch.from_numpy(np.stack([r[0] for r in rows]))
         labels = torch.from_numpy(np.stack([r[1] for r in rows]))
-        return ids, labels
+        positions = None if rows[0][2] is None else torch.from_numpy(np.stack([r[2] for r in rows]))
+        return Batch(ids, labels, positions)
 
     def state_dict(self) -> dict[str, int]:
         return asdict(self.state)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,13 +19,21 @@ def torch_dtype(load: LoadOptions) -> torch.dtype:
 
 
 def prepare_model(
-    name: str, load: LoadOptions, rope: RopeScaling | None = None
+    name: str,
+    load: LoadOptions,
+    rope: RopeScaling | None = None,
+    check: Callable[[Any, RopeScaling], None] | None = None,
 ) -> tuple[Any, Any, RopeScaling]:
-    """(model in eval mode, tokenizer, the scaling now in effect). `rope=None` keeps the model's own."""
+    """(model in eval mode, tokenizer, the scaling now in effect). `rope=None` keeps the model's own.
+    `check(config, spec)` sees the config as it will be after scaling, before any weights are read (raise
+    ValueError there to refuse a set-up without the slow load)."""
     config = load_config(name, load.trust_remote_code)
-    rope_state(config)  # refuses models without RoPE before any weights are read
+    planned = rope_state(config).spec  # refuses models without RoPE before any weights are read
     if rope is not None:
-        scale_config(copy.deepcopy(config), rope)  # validates the spec against this model
+        config = copy.deepcopy(config)
+        planned = scale_config(config, rope)  # validates the spec against this model
+    if check is not None:
+        check(config, planned)
     model = load_model(name, torch_dtype(load), load.device, trust_remote_code=load.trust_remote_code)
     tokenizer = load_tokenizer(name, load.trust_remote_code)
     spec = scale_model(model, rope) if rope is not None else rope_state(model.config).spec

@@ -51,6 +51,7 @@ class Job:
     autocast_dtype: torch.dtype | None = None
     step: int = 0
     tokens_seen: int = 0
+    max_position: int = -1  # largest position id trained on so far (saved with the checkpoint)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -75,10 +76,13 @@ def _my_rows(job: Job, n: int) -> slice:
 def train_step(job: Job) -> float:
     """One optimizer step on the next global batch; returns its mean token loss. Raises NonFiniteLoss
     (before updating anything) if the loss is NaN or inf."""
-    ids, labels = job.sampler.next_batch()
+    ids, labels, positions = job.sampler.next_batch()
     scored = int((labels[:, 1:] != -100).sum())
+    job.max_position = max(job.max_position, ids.shape[1] - 1 if positions is None else int(positions.max()))
     mine = _my_rows(job, len(ids))
     ids, labels = ids[mine].to(job.d.device), labels[mine].to(job.d.device)
+    if positions is not None:
+        positions = positions[mine].to(job.d.device)
     total = torch.zeros((), device=job.d.device)
     # rows shorter than the packed sequences (passkey batches at --passkey-span): as many tokens per
     # micro-batch as usual, so more rows
@@ -88,7 +92,7 @@ def train_step(job: Job) -> float:
         dist.set_sync(job.root, i == len(starts) - 1)
         part = slice(start, start + micro)
         with _autocast(job):
-            loss_sum, _ = job.root(ids[part], labels[part])
+            loss_sum, _ = job.root(ids[part], labels[part], None if positions is None else positions[part])
         (loss_sum * (job.d.world / max(scored, 1))).backward()
         total += loss_sum.detach().float()
     loss = float(dist.all_sum(total, job.d)) / max(scored, 1)
@@ -152,6 +156,7 @@ def save_checkpoint(job: Job) -> None:
         trainer = {
             "step": job.step,
             "tokens_seen": job.tokens_seen,
+            "max_position": job.max_position,
             "scheduler": job.scheduler.state_dict(),
             "sampler": job.sampler.state_dict(),
             "fingerprint": job.fingerprint,
@@ -169,6 +174,7 @@ def restore(job: Job, path: Path) -> None:
     job.scheduler.load_state_dict(trainer["scheduler"])
     job.sampler.load_state_dict(trainer["sampler"])
     job.step, job.tokens_seen = int(trainer["step"]), int(trainer["tokens_seen"])
+    job.max_position = int(trainer.get("max_position", -1))
     checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0])
     metrics = job.out / "metrics.jsonl"
     if job.d.main and metrics.is_file():  # drop lines from after the checkpoint (they will be redone)
@@ -234,4 +240,5 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
         "wall_s": wall,
         "tokens_per_s": tokens_per_step * len(job.history) / wall if job.history else None,
         "peak_memory_mb": max((r["peak_memory_mb"] for r in job.history), default=None),
+        "max_position_id": job.max_position,
     }

@@ -99,17 +99,20 @@ class CausalLMLoss(nn.Module):
         self.lm = lm
         self.chunk = chunk or auto_chunk(output_layer(lm).weight.shape[0])
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """input_ids, labels, position_ids: (B, T); position_ids None = contiguous 0..T-1."""
         body = getattr(self.lm, self.lm.base_model_prefix)
-        hidden = body(input_ids=input_ids, use_cache=False).last_hidden_state
+        hidden = body(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
         return chunked_lm_loss(hidden, output_layer(self.lm).weight, labels, self.chunk)
 
 
 def reference_loss(
-    lm: Any, input_ids: torch.Tensor, labels: torch.Tensor
+    lm: Any, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same quantity through transformers' own full-logits path (for tests and the benchmark)."""
-    logits = lm(input_ids=input_ids, use_cache=False).logits.float()
+    logits = lm(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits.float()
     shifted = labels[:, 1:].reshape(-1)
     loss = nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]), shifted, ignore_index=IGNORE, reduction="sum"

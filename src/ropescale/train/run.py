@@ -17,6 +17,7 @@ import torch
 from .. import io
 from ..config import PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
+from ..data.positions import Positions
 from ..models import compat, rope_state
 from . import checkpoint, dist, loop
 from .loss import CausalLMLoss
@@ -53,7 +54,8 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
     if d.sharded:  # each rank reads the model on CPU; fully_shard moves its shard to the device
         load = dataclasses.replace(load, device="cpu")
-    lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope)
+    lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope, check=lambda c, s: _positions(cfg, c, s))
+    positions = _positions(cfg, lm.config, spec)
     if cfg.overwrite and d.main:
         _clear_out(Path(cfg.out))
     if cfg.activation_checkpointing:
@@ -62,7 +64,43 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
         from .lora import add_lora
 
         lm = add_lora(lm, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
-    return _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, "train")
+    return _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, "train", positions)
+
+
+def _positions(cfg: TrainConfig, config: Any, spec: Any) -> Positions:
+    return training_positions(cfg, spec, int(config.max_position_embeddings))
+
+
+def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
+    """The position-id scheme of a run, checked against the model's window after scaling (before anything
+    is written): contiguous ids 0..seq-len-1, or PoSE ids spanning the target window."""
+    seq_len = cfg.seq_len or window
+    target = cfg.target_window or window
+    if spec.rope_type == "dynamic" and cfg.positions == "pose":
+        raise ValueError(
+            "--positions pose does not go with dynamic NTK (the model's own rope): it rescales by the "
+            "largest position id of each batch, so random skips would train every batch at another scaling"
+        )
+    if seq_len > window:
+        raise ValueError(
+            f"--seq-len {seq_len} is beyond the model's window after scaling ({window}); raise --factor "
+            "or lower --seq-len"
+        )
+    if target > window:
+        raise ValueError(
+            f"--target-window {target} is beyond the model's window after scaling ({window}); raise "
+            "--factor or lower --target-window"
+        )
+    if target < seq_len:
+        raise ValueError(f"--target-window ({target}) must be >= the sequence length ({seq_len})")
+    if cfg.positions == "pose" and seq_len >= target:
+        raise ValueError(
+            f"--positions pose: the sequences (--seq-len {seq_len}) already cover the target window "
+            f"({target}), so there is nothing to skip; lower --seq-len"
+        )
+    if cfg.pose_chunks > seq_len:
+        raise ValueError(f"--pose-chunks ({cfg.pose_chunks}) must be <= the sequence length ({seq_len})")
+    return Positions(cfg.positions, cfg.pose_chunks, target)
 
 
 def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
@@ -87,7 +125,10 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     lm = build_tiny(config, cfg.seed)
     if cfg.activation_checkpointing:
         compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
-    return _fit_and_save(cfg, lm, tokenizer, rope_state(lm.config).spec, d, resume_from, "pretrain")
+    positions = Positions(target_window=cfg.seq_len)
+    return _fit_and_save(
+        cfg, lm, tokenizer, rope_state(lm.config).spec, d, resume_from, "pretrain", positions
+    )
 
 
 def _pretrain_tokenizer(cfg: PretrainConfig, d: dist.Dist) -> Any:
@@ -145,7 +186,9 @@ def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist) -> Any:
     return packed if packed is not None else pack(request, tokenizer, cache)
 
 
-def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, seq_len: int) -> loop.Job:
+def _job(
+    cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, seq_len: int, positions: Positions
+) -> loop.Job:
     if cfg.batch_size % (cfg.micro_batch_size * d.world):
         raise ValueError(
             f"--batch-size ({cfg.batch_size}) must be a multiple of --micro-batch-size x processes "
@@ -162,7 +205,13 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
                 spans.append(spans[-1] * 2)
             maker = tuple(dataclasses.replace(maker, seq_len=n, span=n) for n in spans)
     sampler = BatchSampler(
-        packed, cfg.batch_size, cfg.seed, maker, cfg.passkey_fraction, cfg.passkey_loss == "answer"
+        packed,
+        cfg.batch_size,
+        cfg.seed,
+        maker,
+        cfg.passkey_fraction,
+        cfg.passkey_loss == "answer",
+        positions,
     )
     root = CausalLMLoss(lm, cfg.loss_chunk)
     gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"  # fp32 weights, bf16 compute
@@ -187,12 +236,14 @@ def _job(cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, se
         save_every=cfg.save_every,
         keep=cfg.keep_checkpoints,
         eval_every=cfg.eval_every,
-        fingerprint=_fingerprint(cfg, spec, packed, seq_len),
+        fingerprint=_fingerprint(cfg, spec, packed, seq_len, positions),
         autocast_dtype=torch.bfloat16 if gpu_bf16 and not d.sharded else None,
     )
 
 
-def _fingerprint(cfg: TrainOptions, spec: Any, packed: Any, seq_len: int) -> dict[str, Any]:
+def _fingerprint(
+    cfg: TrainOptions, spec: Any, packed: Any, seq_len: int, positions: Positions
+) -> dict[str, Any]:
     """What a resumed run must share with the checkpoint for its batches and positions to be the same."""
     return {
         "model": getattr(cfg, "model", "tiny"),
@@ -207,14 +258,15 @@ def _fingerprint(cfg: TrainOptions, spec: Any, packed: Any, seq_len: int) -> dic
         "passkey_span_mix": cfg.passkey_span_mix,
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
+        "positions": positions.fingerprint(),
     }
 
 
-def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command) -> dict[str, Any]:
+def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command, positions) -> dict[str, Any]:
     seq_len = cfg.seq_len or int(lm.config.max_position_embeddings)
     trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
     try:
-        job = _job(cfg, lm, tokenizer, spec, d, seq_len)
+        job = _job(cfg, lm, tokenizer, spec, d, seq_len, positions)
         out = Path(cfg.out)
         if resume_from is not None:
             loop.restore(job, resume_from)
@@ -237,6 +289,8 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command) -> dict[str
         "trainable_parameters": trainable,
         "scaling": spec.to_dict(),
         "seq_len": seq_len,
+        # validation always runs with contiguous ids at the training length
+        "positions": {**positions.describe(seq_len), "validation": [0, seq_len - 1]},
         "batch_size": cfg.batch_size,
         "processes": d.world,
         "rank": d.rank,
@@ -305,11 +359,19 @@ def format_train(r: dict[str, Any]) -> str:
         return ""
     s = r["scaling"]
     val = f"{r['val_loss']:.4f}" if r.get("val_loss") is not None else "n/a (no validation documents)"
+    p = r["positions"]
+    covered = (
+        f"PoSE ids in [0, {p['target_window']}) from {p['chunks']} chunks (largest trained on: "
+        f"{r['max_position_id']})"
+        if p["scheme"] == "pose"
+        else f"contiguous ids 0..{r['seq_len'] - 1} of the {p['window']}-token window"
+    )
     lines = [
         f"wrote {r['out']} ({r['command']}, {r['parameters']:,} parameters, {r['trainable_parameters']:,} trained)",
         f"  rope {s['rope_type']} x{s['factor']:g}; {r['steps']} steps of {r['batch_size']} x {r['seq_len']} tokens "
         f"on {r['processes']} process(es)"
         + (f", resumed from {r['resumed_from']}" if r["resumed_from"] else ""),
+        f"  positions: {covered}; validation at contiguous ids 0..{r['seq_len'] - 1}",
         f"  final train loss {r['final_loss']:.4f}, validation loss {val}",
         f"  {r['wall_s']:.1f} s, {r['tokens_per_s'] or 0:.0f} tokens/s, peak memory {r['peak_memory_mb'] or 0:.0f} MB",
         f"  data: {r['train_sequences']} training / {r['val_sequences']} validation sequences; "
