@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo demo-smollm2 lint clean bench-eval
+.PHONY: setup test test-fast demo demo-full demo-tiny lint clean bench-eval bench-pose
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,19 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/ropescale demo --out runs/demo --overwrite
+	$(BIN)/ropescale demo --model smollm2-135m --out runs/demo --overwrite
 
-demo-smollm2: setup
-	$(BIN)/ropescale demo --model smollm2-135m --out runs/demo-smollm2 --overwrite
+demo-full: setup
+	$(BIN)/ropescale demo --model smollm2-135m --full --out runs/demo-full --overwrite
+
+demo-tiny: setup
+	$(BIN)/ropescale demo --model tiny --out runs/demo-tiny --overwrite
 
 bench-eval: setup
 	$(BIN)/python bench/eval_ppl_bench.py
+
+bench-pose: setup
+	$(BIN)/python bench/pose_bench.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -28,7 +28,7 @@ def test_shipped_base_records_how_it_was_made():
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = run_demo(DemoConfig(quick=True, out=out))
+    result = run_demo(DemoConfig(model="tiny", quick=True, out=out))
     names = {p.name for p in out.iterdir()}
     assert {"report.md", "results.json", "summary.txt", "steps.png", "ppl_vs_length.png"} <= names
     assert {"figure2.png", "figure5.png"} <= {p.name for p in (out / "theory").iterdir()}
@@ -57,8 +57,10 @@ def test_quick_demo_end_to_end(tmp_path):
     "argv, expect",
     [
         (["--model", "gpt2"], "--model must be one of"),
-        (["--base", "/nonexistent/base"], "--base /nonexistent/base: not a model directory"),
+        (["--model", "tiny", "--base", "/nonexistent/base"], "--base /nonexistent/base: not a model directory"),
         (["--model", "smollm2-135m", "--base", "."], "--base applies to --model tiny only"),
+        (["--model", "tiny", "--full"], "--full applies to --model smollm2-135m only"),
+        (["--full", "--quick"], "--full and --quick contradict each other"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, expect):

@@ -15,12 +15,21 @@ class DemoConfig:
     """ropescale demo: the paper's findings in miniature, end to end (train, evaluate, report)."""
 
     model: str = knob(
-        "tiny",
-        f"one of {', '.join(DEMO_MODELS)}: tiny = our small LLaMA extended 8x with and without fine-tuning; "
-        "smollm2-135m = a real model compared across methods without fine-tuning",
+        "smollm2-135m",
+        f"one of {', '.join(DEMO_MODELS)}: smollm2-135m = a real model extended x2 (8192 -> 16384) across "
+        "methods, before and after short-sequence fine-tuning; tiny = our small LLaMA extended 8x, what "
+        "scale changes",
     )
-    out: Path = knob(Path("runs/demo"), "report directory (tables, plots, JSON)")
-    quick: bool = knob(False, "a reduced run in about a minute (what the tests exercise)")
+    out: Path = knob(Path("runs/demo"), "report directory (tables, plots, JSON, fine-tuned checkpoints)")
+    quick: bool = knob(False, "a reduced run in about a minute or two (what the tests exercise)")
+    full: bool = knob(
+        False,
+        "smollm2-135m: the full comparison (more steps and passkey trials, YaRN fine-tuned, dynamic NTK)",
+    )
+    cache_dir: Path = knob(
+        Path.home() / ".cache" / "ropescale" / "gguf",
+        "smollm2-135m: where the GGUF's dequantised transformers checkpoint is kept (converted once)",
+    )
     base: Path | None = knob(
         None, "tiny: base checkpoint trained at the short window (default: the one shipped with ropescale)"
     )
@@ -30,6 +39,10 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.model not in DEMO_MODELS:
             raise ValueError(f"--model must be one of {', '.join(DEMO_MODELS)}, got {self.model!r}")
+        if self.full and self.model != "smollm2-135m":
+            raise ValueError("--full applies to --model smollm2-135m only")
+        if self.full and self.quick:
+            raise ValueError("--full and --quick contradict each other; pass one")
         if self.base is not None and self.model != "tiny":
             raise ValueError("--base applies to --model tiny only")
         if self.base is not None and not (Path(self.base) / "config.json").is_file():

