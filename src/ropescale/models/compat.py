@@ -234,7 +234,7 @@ def gguf_rope_parameters(
                 f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent (only "
                 f"{' or '.join(f'{v:g}' for v in neutral)} can be mapped)"
             )
-    theta = params["rope_theta"]
+    theta = float(fields.get("rope.freq_base", params["rope_theta"]))  # the file's, as transformers reads it
     out: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
     if "rope_freqs" in rope.tensors:
         if kind != "none":
@@ -292,7 +292,7 @@ def _llama3_from_rope_freqs(rope: Any, base: float, context_length: int) -> dict
 
     divisors = np.array(rope.tensors["rope_freqs"], dtype=np.float64)
     dim = 2 * len(divisors)
-    factor = _f32(divisors.max())
+    factor = float(f"{divisors.max():.6g}")  # float32 divisors: s to 6 digits (8.000001 -> 8)
     if factor == 1.0 and np.all(divisors == 1.0):
         return {}
     theta = base_inv_freq(dim, base).numpy()

