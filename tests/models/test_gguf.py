@@ -201,6 +201,28 @@ def test_extend_gguf_refusals(tmp_path, tiny_llama_dir, capsys, monkeypatch, fla
     assert not out.exists()
 
 
+def test_extend_gguf_whose_metadata_lost_the_scaling_is_refused(
+    tmp_path, tiny_llama_dir, capsys, monkeypatch
+):
+    """The read-back check itself: a converter that drops yarn's keys (as it does dynamic NTK's) fails it."""
+
+    def converter_dropping_yarn(checkpoint, out_file, gguf_type):
+        out_file.write_bytes(b"")
+
+    def read_back(path):
+        return GgufRope(str(path), "llama", {"context_length": 256, "rope.freq_base": 10000.0}, {})
+
+    monkeypatch.setattr("ropescale.models.gguf.CONVERTER", "json")  # any importable module: the check passes
+    monkeypatch.setattr("ropescale.models.gguf.convert_to_gguf", converter_dropping_yarn)
+    monkeypatch.setattr("ropescale.models.gguf.read_gguf_rope", read_back)
+    out = tmp_path / "out"
+    code, _, err = run(
+        ["extend", tiny_llama_dir, "--method", "yarn", "--factor", "4", "--out", out, "--gguf"], capsys
+    )
+    assert code == 2 and "--gguf: the GGUF's rope metadata does not reproduce the scaling" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
 # ----------------------------------------------------------------------------- mapping, without files
 
 
