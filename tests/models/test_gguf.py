@@ -293,6 +293,11 @@ def test_yarn_metadata_maps_with_float32_values_snapped():
     assert "llama.rope.scaling.*" in source
 
 
+def test_rope_freqs_of_ones_is_no_scaling():
+    params, source = _map(_rope(tensors={"rope_freqs": (1.0,) * 8}))
+    assert params == {"rope_type": "default", "rope_theta": 10000.0} and "no scaling" in source
+
+
 def test_phi3_longrope_tensors_map_to_longrope():
     long, short = (1.0, 2.0, 4.0), (1.0, 1.0, 1.5)
     fields = {

@@ -2,7 +2,8 @@
 
 transformers 5.x keeps rope settings in ``config.rope_parameters`` (with ``rope_theta`` inside); 4.x used
 ``config.rope_scaling`` plus a top-level ``config.rope_theta``, and ``torch_dtype=`` instead of ``dtype=``.
-Nothing outside this module reads those attributes directly.
+Nothing outside this module reads those attributes directly. transformers' GGUF loader also drops a GGUF's
+rope scaling; the mapping that restores it (`restore_gguf_rope`) lives here too, at the end.
 """
 
 from __future__ import annotations
@@ -219,21 +220,7 @@ def gguf_rope_parameters(
             f"{where}: {rope.arch}.rope.scaling.type {kind!r} has no transformers equivalent "
             f"(ropescale maps {', '.join(GGUF_SCALING_TYPES)} and a rope_freqs tensor)"
         )
-    known = {*_GGUF_YARN, *_GGUF_NEUTRAL, *_GGUF_IGNORED, "rope.scaling.type", "rope.scaling.factor"}
-    known |= {"rope.scaling.original_context_length"}
-    for key, value in fields.items():
-        if key.startswith("rope.scaling.") and key not in known:
-            raise ValueError(f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent")
-        neutral = _GGUF_NEUTRAL.get(key)
-        if (
-            neutral
-            and _f32(value) not in neutral
-            and not (kind == "longrope" and key.endswith("attn_factor"))
-        ):
-            raise ValueError(
-                f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent (only "
-                f"{' or '.join(f'{v:g}' for v in neutral)} can be mapped)"
-            )
+    _refuse_unmappable(rope, kind)
     theta = float(fields.get("rope.freq_base", params["rope_theta"]))  # the file's, as transformers reads it
     out: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
     if "rope_freqs" in rope.tensors:
@@ -242,6 +229,8 @@ def gguf_rope_parameters(
                 f"{where}: both a rope_freqs tensor and rope.scaling.type {kind}; ropescale maps one"
             )
         out.update(_llama3_from_rope_freqs(rope, theta, context_length))
+        if out["rope_type"] == "default":
+            return out, f"GGUF tensor rope_freqs: all 1 (no scaling), freq_base {theta:g}"
         return out, (
             f"GGUF tensor rope_freqs (per-frequency divisors) read as llama3 factor {out.get('factor', 1):g}, "
             f"original window {out.get('original_max_position_embeddings', context_length)}, low/high_freq_factor "
@@ -261,6 +250,23 @@ def gguf_rope_parameters(
         f"GGUF metadata {rope.arch}.rope.scaling.* ({scaled})" if scaled else "GGUF metadata: no rope scaling"
     )
     return out, f"{source}, freq_base {theta:g}"
+
+
+def _refuse_unmappable(rope: Any, kind: str) -> None:
+    """Refuse rope.scaling.* fields transformers has no knob for, unless at llama.cpp's neutral value."""
+    where = f"MODEL {rope.path}"
+    known = {*_GGUF_YARN, *_GGUF_NEUTRAL, *_GGUF_IGNORED, "rope.scaling.type", "rope.scaling.factor"}
+    known |= {"rope.scaling.original_context_length"}
+    for key, value in rope.fields.items():
+        if key.startswith("rope.scaling.") and key not in known:
+            raise ValueError(f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent")
+        neutral = _GGUF_NEUTRAL.get(key)
+        longrope_attention = kind == "longrope" and key == "rope.scaling.attn_factor"  # Phi-3's, mapped
+        if neutral and _f32(value) not in neutral and not longrope_attention:
+            raise ValueError(
+                f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent (only "
+                f"{' or '.join(f'{v:g}' for v in neutral)} can be mapped)"
+            )
 
 
 def _longrope_from_factors(rope: Any, orig: int) -> dict[str, Any]:
