@@ -11,6 +11,7 @@ One module per group of commands: base (knob, RopeScaling, LoadOptions, extend, 
 
 from .base import (
     DTYPES,
+    GGUF_TYPES,
     METHOD_NAMES,
     ExtendConfig,
     InspectConfig,
@@ -27,6 +28,7 @@ from .train import PASSKEY_LOSSES, SCHEDULES, TASKS, PretrainConfig, TrainConfig
 __all__ = [
     "DEMO_MODELS",
     "DTYPES",
+    "GGUF_TYPES",
     "METHOD_NAMES",
     "PASSKEY_LOSSES",
     "SCHEDULES",

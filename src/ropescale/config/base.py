@@ -177,6 +177,7 @@ def resolve_path(value: str | Path) -> Path:
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+GGUF_TYPES = ("f16", "q8_0", "f32")  # llama.cpp converter --outtype values ropescale offers
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,38 @@ class ExtendConfig:
     rope: RopeScaling = knob(RopeScaling(), "scaling")
     load: LoadOptions = knob(LoadOptions(), "loading")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
+    gguf: bool = knob(
+        False,
+        "also write a GGUF (llama.cpp) into --out with llama.cpp's converter, checked against the scaling "
+        "(pip install 'ropescale[gguf-export]')",
+    )
+    gguf_type: str = knob("f16", f"weights type of the --gguf file: {', '.join(GGUF_TYPES)}")
+
+    def __post_init__(self) -> None:
+        if self.gguf_type not in GGUF_TYPES:
+            raise ValueError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, got {self.gguf_type!r}")
+        if self.gguf:
+            reason = gguf_unsupported(self.rope)
+            if reason:
+                raise ValueError(f"--gguf with --method {self.rope.rope_type}: {reason}")
+
+
+def gguf_unsupported(s: RopeScaling) -> str | None:
+    """Why llama.cpp cannot run a scaling as transformers does (None when it can). LongRoPE also needs a
+    Phi-3 model, checked once the model's config is known (models/gguf.py)."""
+    if s.rope_type == "dynamic":
+        return (
+            "llama.cpp has no dynamic NTK (its converter drops it, the GGUF would run unscaled); "
+            "use --method ntk (a fixed base change) or yarn"
+        )
+    if s.rope_type == "yarn" and (s.attention_factor is not None or s.mscale or s.mscale_all_dim):
+        return (
+            "llama.cpp computes YaRN's attention factor itself (0.1 ln s + 1) and versions differ in how "
+            "they combine a custom one; drop --attention-factor/--mscale/--mscale-all-dim"
+        )
+    if s.rope_type == "yarn" and not s.truncate:
+        return "llama.cpp always rounds YaRN's correction range (--truncate); drop --no-truncate"
+    return None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 A checkpoint written by `ropescale extend` already carries the scaling in config.json, which vLLM and
 llama.cpp's converter (convert_hf_to_gguf.py) read. These flags are for applying the same scaling to the
 *unscaled* checkpoint at serve time, and the notes say where a runtime cannot reproduce a method.
+`ropescale extend --gguf` writes the scaled GGUF itself (models/gguf.py).
 """
 
 from __future__ import annotations

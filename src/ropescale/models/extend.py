@@ -1,7 +1,10 @@
-"""`ropescale extend`: write a safetensors checkpoint whose config carries the scaling."""
+"""`ropescale extend`: write a safetensors checkpoint whose config carries the scaling (and, with --gguf, a
+GGUF made from it by llama.cpp's converter)."""
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +12,9 @@ import torch
 
 from .. import io
 from ..config import ExtendConfig
-from . import compat
+from . import compat, gguf
 from .export import serving_flags
+from .load import load_config
 from .prepare import prepare_model
 from .scale import rope_state
 
@@ -19,6 +23,10 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
     """Load -> scale -> save to a temp dir -> verify with stock transformers -> move into place."""
     out = Path(cfg.out)
     io.check_out_dir(out, cfg.overwrite)  # fail before the slow load
+    if cfg.gguf:
+        gguf.require_converter()
+        if cfg.rope.rope_type == "longrope":
+            gguf.check_model_exportable("longrope", load_config(cfg.model).model_type)
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     serving = serving_flags(spec, state.base, state.rotary_dim)
@@ -27,6 +35,7 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
         tokenizer.save_pretrained(tmp)
         compat.legacy_rope_keys(tmp / "config.json")
         saved = verify_saved(tmp, model)
+        exported = export_gguf(tmp, out, model, cfg.gguf_type) if cfg.gguf else None
         io.write_json(
             tmp / "ropescale.json",
             {
@@ -34,6 +43,7 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
                 "config": cfg,
                 "scaling": spec.to_dict(),
                 "serving": serving,
+                "gguf": exported,
                 "environment": io.environment(),
             },
         )
@@ -47,6 +57,7 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
         "rope_parameters": compat.rope_parameters(model.config),
         "inv_freq_ratio_range": saved,
         "serving": serving,
+        "gguf": exported,
     }
 
 
@@ -70,6 +81,36 @@ def verify_saved(path: Path, model: Any) -> tuple[float, float]:
     return float(ratio.min()), float(ratio.max())
 
 
+def export_gguf(tmp: Path, out: Path, model: Any, gguf_type: str) -> dict[str, Any]:
+    """Convert the saved checkpoint in `tmp` with llama.cpp's converter, then read the GGUF's rope metadata
+    back (gguf package) and check that the rotary embedding it maps to equals the live model's."""
+    name = f"{out.name}-{gguf_type}.gguf"
+    gguf.convert_to_gguf(tmp, tmp / name, gguf_type)
+    rope = gguf.read_gguf_rope(tmp / name)
+    config = copy.deepcopy(model.config)
+    config.max_position_embeddings = int(rope.fields.get("context_length", 0))
+    source = compat.restore_gguf_rope(config, rope)
+    (_, live), *_ = compat.rotary_modules(model)
+    fresh = type(live)(config=config)
+    same = torch.allclose(fresh.inv_freq.cpu(), live.inv_freq.cpu(), rtol=1e-6, atol=0)
+    if not same or not math.isclose(fresh.attention_scaling, live.attention_scaling, rel_tol=1e-6):
+        raise ValueError(f"--gguf: the GGUF's rope metadata does not reproduce the scaling ({source})")
+    if config.max_position_embeddings != model.config.max_position_embeddings:
+        raise ValueError(
+            f"--gguf: the GGUF's context_length {config.max_position_embeddings} is not the checkpoint's "
+            f"max_position_embeddings {model.config.max_position_embeddings}"
+        )
+    fields = {f"{rope.arch}.{k}": v for k, v in rope.fields.items()}
+    tensors = {k: list(v) for k, v in rope.tensors.items()}
+    return {
+        "file": str(out / name),
+        "type": gguf_type,
+        "rope_metadata": fields,
+        "tensors": tensors,
+        "source": source,
+    }
+
+
 def format_extend(r: dict[str, Any]) -> str:
     s = r["scaling"]
     lines = [
@@ -83,4 +124,10 @@ def format_extend(r: dict[str, Any]) -> str:
         f"  llama.cpp: {r['serving']['llama_cpp']['command']}",
     ]
     lines += [f"  note: {n}" for k in ("vllm", "llama_cpp") for n in r["serving"][k]["notes"]]
+    if r["gguf"]:
+        g = r["gguf"]
+        lines.append(f"wrote {g['file']} (llama.cpp's converter, {g['type']}); its rope metadata, read back:")
+        lines += [f"  {k} = {v}" for k, v in g["rope_metadata"].items()]
+        lines += [f"  tensor {k}: {len(v)} values" for k, v in g["tensors"].items()]
+        lines.append(f"  checked: ropescale loads it with the same rotary frequencies ({g['source']})")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from ..config import InspectConfig
 from ..rope import dimension_table
 from . import compat
 from .export import serving_flags
+from .load import rope_source
 from .prepare import prepare_model
 from .scale import check_rotary, rope_state
 
@@ -19,6 +20,9 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
     problems = check_rotary(model)
     dims = dimension_table(state.rotary_dim, state.base, spec)
     kinds = [d["kind"] for d in dims]
+    source = (
+        "--method (a preview)" if cfg.rope is not None else rope_source(cfg.model, cfg.load.trust_remote_code)
+    )
     return {
         "model": cfg.model,
         "model_type": model.config.model_type,
@@ -28,6 +32,7 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
         "base": state.base,
         "rotary_dim": state.rotary_dim,
         "factor": spec.factor,
+        "scaling_source": source,
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
@@ -48,6 +53,7 @@ def format_inspect(r: dict[str, Any]) -> str:
         f"{r['model']} ({r['model_type']})",
         f"  rope_type {r['rope_type']} (ropescale method {r['method']}), base {r['base']:g}, rotary dim "
         f"{r['rotary_dim']}, factor {r['factor']:g}",
+        f"  scaling from: {r['scaling_source']}",
         f"  window: original {r['original_window']} -> new {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "

