@@ -209,8 +209,10 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
         f"{held} of {len(findings)} findings hold"
     )
     overview = [
-        f"  {r.label:<44} ppl {_fmt(r.ppl.get(L))} at {L}, {_fmt(r.ppl.get(S))} at {S}; passkey at "
-        + ", ".join(f"{n}: {r.depth_accuracy[n]:.0%}" for n in b.passkey_lengths if n in r.depth_accuracy)
+        f"  {r.label:<44} ppl {_fmt(r.ppl.get(L))} at {L}, {_fmt(r.ppl.get(S))} at {S}"
+        + "".join(
+            f"; passkey at {n}: {r.depth_accuracy[n]:.0%}" for n in b.passkey_lengths if n in r.depth_accuracy
+        )
         for r in table
     ]
     summary = "\n".join([head, *lines, "models (ppl on the held-out plays; passkey exact match, key at depth "
