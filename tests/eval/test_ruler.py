@@ -103,7 +103,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, c
     ]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("ropescale: error:")]  # after load progress
+    errors = [
+        line for line in err.splitlines() if line.startswith("ropescale: error:")
+    ]  # after load progress
     assert len(errors) == 1 and message in errors[0] and err.strip().endswith(errors[0])
     assert "Traceback" not in err
     assert not out.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -233,7 +234,8 @@ def run_ruler(cfg) -> dict[str, Any]:
         check_task_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
         tokenizer.save_pretrained(tok_dir)  # lm-eval's generators load the tokenizer by name
         built_at = time.perf_counter()
-        manager, built = build_tasks(tasks, lengths, tok_dir, cfg)
+        with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
+            manager, built = build_tasks(tasks, lengths, tok_dir, cfg)
         build_s = round(time.perf_counter() - built_at, 3)
         evaluated = evaluate_tasks(lm, manager, built, lengths, cfg)
     result = {"kind": "ruler", "config": io.jsonable(cfg), "model": info, "tasks": tasks}
