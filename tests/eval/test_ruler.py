@@ -20,6 +20,7 @@ from ropescale.eval.ruler import (
     NEEDS_NETWORK,
     TASKS_DIR,
     effective_length,
+    format_ruler,
     resolve_tasks,
     run_ruler,
     summarize,
@@ -184,6 +185,9 @@ def test_report_renders_ruler_results(tmp_path):
         "local_haystack": {"tasks": ["niah_single_2_local"], "corpus": "shakespeare", "sentence_splitter": "x"},
         "timings": {"total_s": 12.0},
     }  # fmt: skip
+    text = " ".join(format_ruler(result).split())  # the table's alignment aside
+    assert "niah_single_1 100.0 50.0 niah_single_2_local * 80.0 0.0 average 90.0 25.0" in text
+    assert "effective length (average > 85.6): 4096" in text and "* local haystack (shakespeare" in text
     path = tmp_path / "r.json"
     path.write_text(json.dumps(result))
     assert main(["report", str(path), "--out", str(tmp_path / "rep")]) == 0
