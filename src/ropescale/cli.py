@@ -88,6 +88,12 @@ COMMANDS: dict[str, Command] = {
         "ropescale.eval.harness:format_harness",
         "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
     ),
+    "eval ruler": Command(
+        C.RulerConfig,
+        "ropescale.eval.ruler:run_ruler",
+        "ropescale.eval.ruler:format_ruler",
+        "RULER (needle-in-a-haystack variants, variable tracking, word extraction) through lm-evaluation-harness: score per task and length, effective length",
+    ),
     "demo": Command(
         C.DemoConfig,
         "ropescale.demo:run_demo",

@@ -21,7 +21,7 @@ from .base import (
     resolve_path,
 )
 from .demo import DEMO_MODELS, DemoConfig
-from .eval import HarnessConfig, PasskeyConfig, PplConfig, ReportConfig, SummarizeConfig
+from .eval import HarnessConfig, PasskeyConfig, PplConfig, ReportConfig, RulerConfig, SummarizeConfig
 from .theory import THEORY_FIT_DTYPES, TheoryConfig
 from .train import PASSKEY_LOSSES, SCHEDULES, TASKS, PretrainConfig, TrainConfig, TrainOptions
 
@@ -44,6 +44,7 @@ __all__ = [
     "PretrainConfig",
     "ReportConfig",
     "RopeScaling",
+    "RulerConfig",
     "SummarizeConfig",
     "TheoryConfig",
     "TrainConfig",

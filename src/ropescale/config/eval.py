@@ -164,6 +164,44 @@ class HarnessConfig:
 
 
 @dataclass(frozen=True)
+class RulerConfig:
+    """ropescale eval ruler: the RULER long-context benchmark (lm-evaluation-harness tasks), offline."""
+
+    model: str = knob(help=MODEL_HELP, positional=True)
+    lengths: list[int] | None = knob(
+        None, "RULER lengths in tokens (prompt + answer), comma-separated (default: the model's window)"
+    )
+    tasks: list[str] | None = knob(
+        None,
+        "RULER tasks, comma-separated, or `ruler` for all 13 (default: every task that runs offline)",
+    )
+    samples: int = knob(5, "samples per task and length (lm-eval generates 500 and takes the first N)")
+    threshold: float = knob(85.6, "effective length: longest length whose average score beats this (0-100)")
+    haystack: str = knob(
+        "shakespeare", "local haystack of the *_local tasks (a --data spec: " + DATA_HELP + ")"
+    )
+    online: bool = knob(False, "allow the tasks that download data (Paul Graham essays, SQuAD, HotpotQA)")
+    chat_template: bool = knob(False, "wrap prompts in the tokenizer's chat template (instruct models only)")
+    batch_size: int = knob(1, "lm-evaluation-harness batch size")
+    seed: int = knob(0, "seed of the sample generators (python and numpy) and of lm-evaluation-harness")
+    allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
+    rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
+    load: LoadOptions = knob(LoadOptions(), "loading")
+    out: Path | None = knob(None, "write the result JSON here")
+
+    def __post_init__(self) -> None:
+        if self.lengths is not None and not self.lengths:
+            raise ValueError("--lengths must name at least one length")
+        at_least(self, 1, "lengths", "samples", "batch_size")
+        if self.lengths is not None and len(set(self.lengths)) != len(self.lengths):
+            raise ValueError(f"--lengths must not repeat a length, got {self.lengths}")
+        if self.tasks is not None and not self.tasks:
+            raise ValueError("--tasks must name at least one task")
+        if not (isinstance(self.threshold, (int, float)) and 0 <= self.threshold <= 100):
+            raise ValueError(f"--threshold must lie in [0, 100], got {self.threshold!r}")
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """ropescale report: markdown tables and PNG plots from evaluation result files."""
 

@@ -81,9 +81,12 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def finish(result: dict[str, Any], out: Path | None) -> dict[str, Any]:
-    """Add package versions, then write the result JSON atomically when --out was given."""
-    result["environment"] = io.environment()
+def finish(
+    result: dict[str, Any], out: Path | None, versions: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Add package versions (and `versions` of the packages this eval uses besides), then write the result
+    JSON atomically when --out was given."""
+    result["environment"] = {**io.environment(), **(versions or {})}
     if out is not None:
         io.write_json(out, result)
         result["out"] = str(out)

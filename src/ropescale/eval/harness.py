@@ -29,31 +29,61 @@ def short_ppl(model: Any, tokenizer: Any, cfg, length: int) -> dict[str, Any]:
     return r
 
 
+def harness_lm(
+    model: Any,
+    tokenizer: Any,
+    batch_size: int,
+    max_length: int,
+    what: str = "--tasks",
+    extra: str = "harness",
+) -> Any:
+    """lm-evaluation-harness's HFLM around a live (scaled) model; contexts are cut to `max_length`."""
+    try:
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        raise ValueError(f"{what} needs lm-evaluation-harness: pip install 'ropescale[{extra}]'") from None
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+
+
+def task_manager(include_path: str | None, metadata: dict[str, Any] | None = None) -> Any:
+    """lm-eval's TaskManager with `include_path` (local task YAML files) and `metadata` for every task."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path, metadata=metadata)
+
+
+def simple_evaluate(lm: Any, tasks: list, manager: Any, seed: int, **kwargs: Any) -> dict[str, Any]:
+    """lm_eval.simple_evaluate with every seed set to `seed` (python, numpy, torch, few-shot)."""
+    import lm_eval
+
+    return lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=manager,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        **kwargs,
+    )
+
+
 def lm_eval_tasks(model: Any, tokenizer: Any, cfg, max_length: int) -> dict[str, dict[str, float]]:
     """Run lm-evaluation-harness tasks on a live model; {task: {metric: value}}."""
-    try:
-        import lm_eval
-        from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
-    except ImportError:
-        raise ValueError("--tasks needs lm-evaluation-harness: pip install 'ropescale[harness]'") from None
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, max_length=max_length)
-    manager = TaskManager(include_path=str(cfg.include_path) if cfg.include_path else None)
+    lm = harness_lm(model, tokenizer, cfg.batch_size, max_length)
+    manager = task_manager(str(cfg.include_path) if cfg.include_path else None)
     unknown = [t for t in cfg.tasks if t not in manager.all_tasks]
     if unknown:
         raise ValueError(
             f"--tasks {','.join(unknown)}: unknown to lm-evaluation-harness (see --include-path)"
         )
-    out = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=list(cfg.tasks),
+    out = simple_evaluate(
+        lm,
+        list(cfg.tasks),
+        manager,
+        cfg.seed,
         num_fewshot=cfg.num_fewshot,
         limit=cfg.limit,
-        task_manager=manager,
-        random_seed=cfg.seed,
-        numpy_random_seed=cfg.seed,
-        torch_random_seed=cfg.seed,
-        fewshot_random_seed=cfg.seed,
         log_samples=False,
     )
     # lm_eval names metrics "acc,none" (metric, filter); keep the metric name when the filter is "none"

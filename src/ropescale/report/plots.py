@@ -142,3 +142,24 @@ def depth_heatmap(result: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def ruler_plot(results: list[dict[str, Any]], path: Path) -> Path:
+    """RULER average score vs length, one line per model/method, with the effective-length threshold."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for r in results:
+        xs = [c["length"] for c in r["lengths"]]
+        (line,) = ax.plot(xs, [c["average"] for c in r["lengths"]], marker="o", label=_label(r["model"]))
+        ax.axvline(r["model"]["window"], color=line.get_color(), linestyle=":", linewidth=1)
+    thresholds = sorted({r["threshold"] for r in results})
+    for t in thresholds:
+        ax.axhline(t, color="grey", linestyle="--", linewidth=1, label=f"threshold {t:g}")
+    ax.set_xscale("log", base=2)
+    lengths = sorted({c["length"] for r in results for c in r["lengths"]})
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("RULER length (tokens)")
+    ax.set_ylabel("average score over tasks (0-100)")
+    ax.set_title("RULER score vs length (dotted: each model's window)")
+    return finish(fig, path, ax, which="major")

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import plots, tables
 
-KINDS = ("ppl", "passkey", "summarize", "harness")
+KINDS = ("ppl", "passkey", "summarize", "harness", "ruler")
 
 
 def load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
@@ -36,6 +36,7 @@ def run_report(cfg) -> dict[str, Any]:
         + tables.passkey_tables(grouped["passkey"])
         + tables.summarize_tables(grouped["summarize"])
         + tables.harness_tables(grouped["harness"])
+        + tables.ruler_tables(grouped["ruler"])
     )
     sources = "\n".join(f"- `{r['_path']}` ({k})" for k in KINDS for r in grouped[k])
     text = "# ropescale evaluation report\n\n" + "\n\n".join(sections) + f"\n\nSources:\n{sources}\n"
@@ -55,6 +56,8 @@ def _plots(grouped: dict[str, list[dict[str, Any]]], folder: Path) -> list[str]:
         made.append(plots.position_plot(grouped["ppl"], folder / "ppl_by_position.png").name)
     if any(c["ks"] for r in grouped["passkey"] for c in r["lengths"]):
         made.append(plots.passkey_plot(grouped["passkey"], folder / "passkey_accuracy.png").name)
+    if grouped["ruler"]:
+        made.append(plots.ruler_plot(grouped["ruler"], folder / "ruler_vs_length.png").name)
     for i, r in enumerate(grouped["passkey"]):
         if r["depths"]:
             made.append(plots.depth_heatmap(r, folder / f"passkey_depth_{i}.png").name)

@@ -133,3 +133,37 @@ def harness_tables(results: list[dict[str, Any]]) -> list[str]:
     body = [[*label, *(values.get(c, "-") for c in columns)] for label, values in rows]
     header = ["Model", "Method", "Ctx window", *columns]
     return [f"### Short-context checks (inside the original window)\n\n{markdown(header, body)}"]
+
+
+def ruler_tables(results: list[dict[str, Any]]) -> list[str]:
+    """RULER: the average score per length (and the effective length) by row, then each run's tasks x
+    lengths. Tasks run on a local haystack instead of lm-eval's downloads are marked "(local haystack)"."""
+    if not results:
+        return []
+    lengths = sorted({r["length"] for res in results for r in res["lengths"]})
+    body = []
+    for res in results:
+        avg = {r["length"]: r["average"] for r in res["lengths"]}
+        eff = res["effective_length"]
+        body.append(
+            [*row_label(res["model"]), *(f"{avg[n]:.1f}" if n in avg else "-" for n in lengths),
+             eff if eff is not None else "-", f"{res['threshold']:g}"]
+        )  # fmt: skip
+    header = ["Model", "Method", "Ctx window", *map(str, lengths), "Effective length", "Threshold"]
+    out = [f"### RULER: average score over tasks (0-100) by length\n\n{markdown(header, body)}"]
+    for res in results:
+        local = set((res.get("local_haystack") or {}).get("tasks", []))
+        rows = [
+            [f"{t} (local haystack)" if t in local else t, *(f"{r['scores'][t]:.1f}" for r in res["lengths"])]
+            for t in res["tasks"]
+        ]
+        rows.append(["average", *(f"{r['average']:.1f}" for r in res["lengths"])])
+        samples = sorted({c for r in res["lengths"] for c in r["samples"].values()})
+        name = " / ".join(map(str, row_label(res["model"])))
+        note = f"{','.join(map(str, samples))} samples per task and length, {res['timings']['total_s']:.0f} s"
+        if local:
+            lh = res["local_haystack"]
+            note += f"; local haystack: {lh['corpus']}, sentences split by {lh['sentence_splitter']}"
+        head = ["Task", *(str(r["length"]) for r in res["lengths"])]
+        out.append(f"### RULER by task: {name}\n\n{markdown(head, rows)}\n\n{note}")
+    return out
