@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_bench import PeakRSS, _model  # noqa: E402  (the same model builder and memory sampler)
+from train_bench import PeakRSS, _model  # the same model builder and memory sampler
 
 CASES = {
     "tiny": {"model": "tiny", "window": 256, "factor": 8, "pose_len": 256},

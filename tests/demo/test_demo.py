@@ -57,7 +57,10 @@ def test_quick_demo_end_to_end(tmp_path):
     "argv, expect",
     [
         (["--model", "gpt2"], "--model must be one of"),
-        (["--model", "tiny", "--base", "/nonexistent/base"], "--base /nonexistent/base: not a model directory"),
+        (
+            ["--model", "tiny", "--base", "/nonexistent/base"],
+            "--base /nonexistent/base: not a model directory",
+        ),
         (["--model", "smollm2-135m", "--base", "."], "--base applies to --model tiny only"),
         (["--model", "tiny", "--full"], "--full applies to --model smollm2-135m only"),
         (["--full", "--quick"], "--full and --quick contradict each other"),
