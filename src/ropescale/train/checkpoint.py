@@ -97,7 +97,7 @@ def newest_intact(out: Path) -> tuple[Path | None, list[str]]:
 def clean_debris(out: Path) -> list[Path]:
     """Remove what interrupted writes left for this --out: temporary and half-swapped siblings
     (.OUT.tmp-*, .OUT.old-*), temporary files in the run directory, and in its checkpoints/ the temporary,
-    half-pruned and unfinished (no manifest) step directories. Returns what was removed."""
+    half-pruned and (in the unfinished run only) manifest-less step directories. Returns what was removed."""
     out = Path(out)
     work = partial_dir(out)
     found = [p for p in out.parent.glob(f".{out.name}.*") if any(d in p.name for d in DEBRIS)]
@@ -105,7 +105,12 @@ def clean_debris(out: Path) -> list[Path]:
         found += [p for p in run.glob(".*") if any(d in p.name for d in DEBRIS)] if run.is_dir() else []
         root = run / "checkpoints"
         if root.is_dir():
-            found += [p for p in root.iterdir() if p.name.startswith(".") or not (p / MANIFEST).is_file()]
+            unfinished = run == work  # a finished --out may hold checkpoints from before manifests
+            found += [
+                p
+                for p in root.iterdir()
+                if p.name.startswith(".") or (unfinished and not (p / MANIFEST).is_file())
+            ]
     for path in found:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     return sorted(found)

@@ -72,8 +72,8 @@ def _start_out(cfg: TrainOptions) -> Start:
     source = work if work.is_dir() else out  # an interrupted run, else a finished one to train on
     found, skipped = checkpoint.newest_intact(source)
     if found is None:
-        note = f" (skipped: {'; '.join(skipped)})" if skipped else ""
-        raise ValueError(f"--resume: no intact checkpoint in {source}/checkpoints to continue from{note}")
+        note = f" (damaged, skipped: {'; '.join(skipped)})" if skipped else ""
+        raise ValueError(f"--resume: no checkpoint in {source}/checkpoints to continue from{note}")
     saved = checkpoint.trainer_state(found)
     recipe = saved.get("fingerprint", {}).get("recipe")
     checkpoint.check_fingerprint({"recipe": recipe}, {"recipe": _recipe(cfg)}, found)
@@ -118,7 +118,7 @@ def _open_work(start: Start, cfg: TrainOptions, d: dist.Dist) -> None:
 def _link_run(done: Path, work: Path) -> None:
     """A finished run's checkpoints and token cache hard-linked (never rewritten in place), its metrics
     copied, into `work`; the finished run stays untouched until the new one replaces it."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{work.name}.tmp-", dir=work.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{work.name}.tmp-", dir=work.parent))  # .OUT.partial.tmp-*
     for name in ("checkpoints", ".cache"):
         if (done / name).is_dir():
             shutil.copytree(done / name, tmp / name, copy_function=os.link)
