@@ -19,10 +19,10 @@ TRAIN = (
 )
 PRETRAIN = "pretrain --data {d} --seq-len 32 --steps 1 --batch-size 2 --micro-batch-size 2 --out {o}"
 EXTEND = "extend {m} --method linear --factor 2 --out {o}"
-PPL = "eval ppl {m} --data {d} --lengths 64 --stride 64"
-PASSKEY = "eval passkey {m} --lengths 64 --num-k 1 --trials 1"
-SUMMARIZE = "eval summarize {m} --data {w}/records.jsonl --max-docs 1"
-HARNESS = "eval harness {m} --data {d} --max-docs 1"
+PPL = "eval ppl --model {m} --data {d} --lengths 64 --stride 64"
+PASSKEY = "eval passkey --model {m} --lengths 64 --num-k 1 --trials 1"
+SUMMARIZE = "eval summarize --model {m} --data {w}/records.jsonl --max-docs 1"
+HARNESS = "eval harness --model {m} --data {d} --max-docs 1"
 RESUME = (
     "train {m} --data {d} --method linear --factor 2 --steps 2 --batch-size 2 --micro-batch-size 2 "
     "--save-every 1 --eval-sequences 1 --warmup-steps 1 --lr 0.001 --no-activation-checkpointing --out {w}/done "
@@ -146,7 +146,7 @@ CASES = [
     ("train-resume-finished", RESUME, "step-0000002 is at step 2 and --steps is 2: nothing to train"),
     ("train-resume-fewer-steps", f"{RESUME} --steps 1", "is at step 2 and --steps is 1"),
     ("train-resume-other-data", f"{RESUME.replace('{d}', '{w}/other.txt')} --steps 3", "different setup (data"),
-    ("train-resume-other-rope", f"{RESUME.replace('--factor 2', '--factor 4')} --steps 3", "different setup (rope"),
+    ("train-resume-other-rope", f"{RESUME.replace('--factor 2', '--factor 4')} --steps 3", "rope: checkpoint"),
     ("train-resume-nothing", f"{TRAIN} --resume", "--resume: no checkpoint in {o}/checkpoints"),
     ("train-out-under-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile/run", "--out {w}/afile/run: {w}/afile is a file"),
     ("train-out-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile", "--out {w}/afile exists and is not a directory"),
@@ -162,43 +162,43 @@ CASES = [
     ("train-method", "train {m} --data {d} --method nope --out {o}", "--method must be one of"),
     ("train-hub-offline", "train {m} --data hf:nobody/nothing --method linear --factor 2 --out {o}", "--data hf:nobody/nothing: could not load"),
     # eval ppl
-    ("ppl-lengths-small", "eval ppl {m} --data {d} --lengths 1", "--lengths must be an integer >= 2"),
-    ("ppl-lengths-empty", "eval ppl {m} --data {d} --lengths ,", "--lengths must name at least one length"),
-    ("ppl-beyond-window", "eval ppl {m} --data {d} --lengths 999", "--lengths 999 exceed the model's window 64"),
-    ("ppl-stride", "eval ppl {m} --data {d} --lengths 64 --stride 500", "--stride 500 must be <= every --lengths value"),
+    ("ppl-lengths-small", "eval ppl --model {m} --data {d} --lengths 1", "--lengths must be an integer >= 2"),
+    ("ppl-lengths-empty", "eval ppl --model {m} --data {d} --lengths ,", "--lengths must name at least one length"),
+    ("ppl-beyond-window", "eval ppl --model {m} --data {d} --lengths 999", "--lengths 999 exceed the model's window 64"),
+    ("ppl-stride", "eval ppl --model {m} --data {d} --lengths 64 --stride 500", "--stride 500 must be <= every --lengths value"),
     ("ppl-out-exists", f"{PPL} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("ppl-out-dir", f"{PPL} --out {{w}}/full", "--out {w}/full is a directory"),
     ("ppl-out-under-file", f"{PPL} --out {{w}}/afile/res.json", "--out {w}/afile/res.json: directory {w}/afile is not a directory"),
     ("ppl-out-missing-dir", f"{PPL} --out {{w}}/nodir/res.json", "directory {w}/nodir does not exist"),
-    ("ppl-data-empty", "eval ppl {m} --data {w}/empty --lengths 64 --stride 64", "--data {w}/empty: no documents found"),
-    ("ppl-data-binary", "eval ppl {m} --data {w}/binary.txt --lengths 64 --stride 64", "--data {w}/binary.txt: looks like a binary file"),
-    ("ppl-truncate", "eval ppl {m} --data {d} --truncate-to 1", "--truncate-to must be an integer >= 2"),
-    ("ppl-truncate-short", "eval ppl {m} --data {d} --lengths 64 --truncate-to 32 --stride 32", "--lengths 64 is longer than the documents (--truncate-to 32)"),
+    ("ppl-data-empty", "eval ppl --model {m} --data {w}/empty --lengths 64 --stride 64", "--data {w}/empty: no documents found"),
+    ("ppl-data-binary", "eval ppl --model {m} --data {w}/binary.txt --lengths 64 --stride 64", "--data {w}/binary.txt: looks like a binary file"),
+    ("ppl-truncate", "eval ppl --model {m} --data {d} --truncate-to 1", "--truncate-to must be an integer >= 2"),
+    ("ppl-truncate-short", "eval ppl --model {m} --data {d} --lengths 64 --truncate-to 32 --stride 32", "--lengths 64 is longer than the documents (--truncate-to 32)"),
     ("ppl-bootstrap", f"{PPL} --bootstrap 0", "--bootstrap must be an integer >= 1"),
     ("ppl-max-docs", f"{PPL} --max-docs 0", "--max-docs must be an integer >= 1"),
     ("ppl-batch-tokens", f"{PPL} --batch-tokens 0", "--batch-tokens must be an integer >= 1"),
-    ("ppl-model-missing", "eval ppl {w}/nope --data {d}", "MODEL {w}/nope: no such file"),
+    ("ppl-model-missing", "eval ppl --model {w}/nope --data {d}", "MODEL {w}/nope: no such file"),
     ("ppl-original-too-large", f"{PPL} --method linear --factor 2 --original-max-position-embeddings 100", "--original-max-position-embeddings 100 is larger"),
     # eval passkey
-    ("passkey-lengths-small", "eval passkey {m} --lengths 32", "--lengths must be an integer >= 64"),
-    ("passkey-prompt-too-short", "eval passkey {w}/chars --lengths 64 --num-k 2 --trials 1", "--lengths 64: the passkey prompt needs at least"),
-    ("passkey-beyond-window", "eval passkey {m} --lengths 9999", "--lengths 9999 exceed the model's window"),
-    ("passkey-num-k", "eval passkey {m} --num-k 0", "--num-k 0 needs --depths"),
-    ("passkey-depths", "eval passkey {m} --depths 2", "--depths must lie in [0, 1]"),
-    ("passkey-trials", "eval passkey {m} --trials 0", "--trials must be an integer >= 1"),
+    ("passkey-lengths-small", "eval passkey --model {m} --lengths 32", "--lengths must be an integer >= 64"),
+    ("passkey-prompt-too-short", "eval passkey --model {w}/chars --lengths 64 --num-k 2 --trials 1", "--lengths 64: the passkey prompt needs at least"),
+    ("passkey-beyond-window", "eval passkey --model {m} --lengths 9999", "--lengths 9999 exceed the model's window"),
+    ("passkey-num-k", "eval passkey --model {m} --num-k 0", "--num-k 0 needs --depths"),
+    ("passkey-depths", "eval passkey --model {m} --depths 2", "--depths must lie in [0, 1]"),
+    ("passkey-trials", "eval passkey --model {m} --trials 0", "--trials must be an integer >= 1"),
     ("passkey-out-exists", f"{PASSKEY} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("passkey-out-under-file", f"{PASSKEY} --out {{w}}/afile/x.json", "--out {w}/afile/x.json"),
     # eval summarize
-    ("summarize-no-data", "eval summarize {m}", "the following arguments are required: --data"),
+    ("summarize-no-data", "eval summarize --model {m}", "the following arguments are required: --data"),
     ("summarize-temperature", f"{SUMMARIZE} --temperature -1", "--temperature must be >= 0"),
     ("summarize-top-p", f"{SUMMARIZE} --top-p 0", "--top-p must be in (0, 1]"),
-    ("summarize-fields", "eval summarize {m} --data {w}/bad-records.jsonl", "--data {w}/bad-records.jsonl:1: no string field 'report'"),
+    ("summarize-fields", "eval summarize --model {m} --data {w}/bad-records.jsonl", "--data {w}/bad-records.jsonl:1: no string field 'report'"),
     ("summarize-out-exists", f"{SUMMARIZE} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("summarize-max-input", f"{SUMMARIZE} --max-input-tokens 0", "--max-input-tokens must be an integer >= 1"),
     # eval harness
-    ("harness-nothing", "eval harness {m} --no-ppl", "--no-ppl needs --tasks"),
-    ("harness-include-path", "eval harness {m} --include-path {w}/nope", "--include-path {w}/nope: not a directory"),
-    ("harness-ppl-length", "eval harness {m} --ppl-length 1", "--ppl-length must be an integer >= 2"),
+    ("harness-nothing", "eval harness --model {m} --no-ppl", "--no-ppl needs --tasks"),
+    ("harness-include-path", "eval harness --model {m} --include-path {w}/nope", "--include-path {w}/nope: not a directory"),
+    ("harness-ppl-length", "eval harness --model {m} --ppl-length 1", "--ppl-length must be an integer >= 2"),
     ("harness-out-exists", f"{HARNESS} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("harness-limit", f"{HARNESS} --limit 0", "--limit must be an integer >= 1"),
     # report
