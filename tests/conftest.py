@@ -36,17 +36,21 @@ def tiny_llama():
     return LlamaForCausalLM(tiny_llama_config()).eval()
 
 
-@pytest.fixture
-def tiny_llama_dir(tmp_path, tiny_llama):
-    """A saved tiny LLaMA checkpoint with a byte-level tokenizer, as a user's local directory."""
+def save_tiny_llama(model, path):
+    """Save `model` with a word-level tokenizer (EOS <1>) as a user's local checkpoint directory."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {f"<{i}>": i for i in range(tiny_llama.config.vocab_size)}
+    vocab = {f"<{i}>": i for i in range(model.config.vocab_size)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<0>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<0>", eos_token="<1>", bos_token="<2>")
-    path = tmp_path / "tiny"
-    tiny_llama.save_pretrained(path)
+    model.save_pretrained(path)
     fast.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_llama_dir(tmp_path, tiny_llama):
+    """A saved tiny LLaMA checkpoint with a byte-level tokenizer, as a user's local directory."""
+    return save_tiny_llama(tiny_llama, tmp_path / "tiny")

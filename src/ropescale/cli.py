@@ -316,11 +316,20 @@ def _required(cls: type, prefix: str = "") -> dict[str, str]:
 
 
 def _quiet_libraries() -> None:
-    """transformers' warnings are mostly noise for our users (ROPESCALE_DEBUG=1 keeps them)."""
+    """transformers' warnings, the hub's retry messages and the libraries' progress bars (weight loading,
+    dataset reading) are mostly noise for our users, and would make an error more than one line on stderr
+    (ROPESCALE_DEBUG=1 keeps them). Our own progress bars stay."""
     if not os.environ.get("ROPESCALE_DEBUG"):
+        import logging
+
+        from huggingface_hub.utils import disable_progress_bars
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        disable_progress_bars()
+        for name in ("huggingface_hub", "datasets", "filelock", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ropescale: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except (ValueError, OSError) as err:  # user input, and files the user pointed at
         if os.environ.get("ROPESCALE_DEBUG"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

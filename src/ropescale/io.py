@@ -19,19 +19,42 @@ from pathlib import Path
 from typing import Any
 
 
+def check_writable(out: Path, flag: str = "--out") -> None:
+    """`out` can be created: its nearest existing ancestor is a directory this process may write in."""
+    out = Path(out)
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {out}: {parent} is a file, not a directory")
+    target = out if out.exists() else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {out}: {target} is not writable")
+
+
 def check_out_dir(out: Path, overwrite: bool, flag: str = "--out") -> None:
-    """Refuse an existing non-empty output directory unless overwriting was asked for."""
+    """Refuse an existing non-empty output directory unless overwriting was asked for, and one that
+    cannot be written."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{flag} {out} exists and is not empty; pass --overwrite to replace it")
+    check_writable(out, flag)
 
 
-def check_out_file(out: Path, flag: str = "--out") -> None:
+def check_out_file(out: Path, flag: str = "--out", overwrite: bool = True) -> None:
+    """A result file path: not a directory, in an existing writable directory, and (unless `overwrite`)
+    not already there."""
+    out = Path(out)
     if out.exists() and out.is_dir():
         raise ValueError(f"{flag} {out} is a directory; expected a file path")
-    if not out.parent.exists():
-        raise ValueError(f"{flag} {out}: directory {out.parent} does not exist")
+    if not out.parent.is_dir():
+        what = "is not a directory" if out.parent.exists() else "does not exist"
+        raise ValueError(f"{flag} {out}: directory {out.parent} {what}")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{flag} {out} exists; pass --overwrite to replace it")
+    check_writable(out, flag)
 
 
 @contextlib.contextmanager

@@ -56,23 +56,28 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus
     )
     try:
         deadline = time.time() + 120
-        while not (checkpoint.checkpoint_dir(cfg.out, 4) / "state.json").exists():
+        running = checkpoint.partial_dir(cfg.out)  # a run trains here until it has finished
+        while not (checkpoint.checkpoint_dir(running, 4) / "manifest.json").exists():
             assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not (cfg.out / "config.json").exists()  # killed mid-run: no final model
+    assert not cfg.out.exists()  # killed mid-run: no --out at all
     resumed = run_train(train_cfg(base, tmp_path / "killed", corpus, resume=True, **run))
     assert resumed["resumed_from"] and resumed["final_loss"] == whole["final_loss"]
     assert resumed["max_position_id"] == whole["max_position_id"]  # restored with the checkpoint
     _assert_same_weights(tmp_path / "whole", tmp_path / "killed")
     assert [r["step"] for r in metrics(tmp_path / "killed")] == list(range(1, 21))
     assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000018", "step-0000020"]
+    # training on from a finished run (a larger --steps) must keep its setup; a refused one writes nothing
+    more = {**RUN, "steps": 22}
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
     if scheme == "pose":  # another position scheme is another run
         with pytest.raises(ValueError, match=r"different setup \(positions: checkpoint"):
-            run_train(train_cfg(base, cfg.out, corpus, resume=True, **{**RUN, "seq_len": 32}))
+            run_train(train_cfg(base, cfg.out, corpus, resume=True, **{**more, "seq_len": 32}))
+        assert sorted(str(p) for p in tmp_path.rglob("*")) == before
         return
 
     with pytest.raises(ValueError, match=r"different setup \(rope: checkpoint"):
@@ -82,13 +87,18 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny_base, corpus
                 cfg.out,
                 corpus,
                 resume=True,
-                **{**RUN, "rope": RopeScaling("linear", 4.0), "seq_len": 64},
+                **{**more, "rope": RopeScaling("linear", 4.0), "seq_len": 64},
             )
         )
     other = tmp_path / "other.txt"
     other.write_text("Completely different words for this run. " * 400)
     with pytest.raises(ValueError, match=r"different setup \(data: checkpoint"):
-        run_train(train_cfg(base, cfg.out, other, resume=True, **RUN))
+        run_train(train_cfg(base, cfg.out, other, resume=True, **more))
+    with pytest.raises(ValueError, match=r"different setup \(recipe: checkpoint"):
+        run_train(train_cfg(base, cfg.out, corpus, resume=True, **{**more, "lr": 1e-4}))
+    with pytest.raises(ValueError, match=r"step-0000020 is at step 20 and --steps is 20: nothing to train"):
+        run_train(train_cfg(base, cfg.out, corpus, resume=True, **RUN))
+    assert sorted(str(p) for p in tmp_path.rglob("*") if p != other) == before
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_base, corpus, monkeypatch):
@@ -106,9 +116,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_base, 
     cfg = train_cfg(base, tmp_path / "nan", corpus, steps=5, save_every=1, eval_sequences=4)
     with pytest.raises(ValueError, match=r"loss is nan at step 3: .*step-0000002"):
         run_train(cfg)
-    assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000001", "step-0000002"]
-    assert not (cfg.out / "config.json").exists()
-    assert [r["step"] for r in metrics(cfg.out)] == [1, 2]
+    running = checkpoint.partial_dir(cfg.out)  # kept for --resume; --out is not written
+    assert [p.name for p in checkpoint.list_checkpoints(running)] == ["step-0000001", "step-0000002"]
+    assert not cfg.out.exists()
+    assert [r["step"] for r in metrics(running)] == [1, 2]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -138,3 +149,115 @@ def test_two_process_fsdp_matches_one_process(tmp_path, tiny_base, corpus, schem
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-6, msg=name)
     assert (checkpoint.checkpoint_dir(tmp_path / "two", 3) / "model.safetensors").is_file()
+
+
+KILLS = ["checkpoint-write:4", "checkpoint-prune:6", "final-save:8", "final-swap:8"]
+SHORT = dict(steps=8, batch_size=16, micro_batch_size=4, save_every=2, keep_checkpoints=2)
+
+
+def _debris(root) -> list[str]:
+    marks = (*checkpoint.DEBRIS, ".partial")
+    return sorted(str(p) for p in root.rglob(".*") if any(m in p.name for m in marks))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_base, corpus):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    return out, run_train(train_cfg(tiny_base[0], out, corpus, **SHORT))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILLS)
+def test_sigkill_anywhere_then_resume_gives_the_same_run_and_no_debris(
+    tmp_path, tiny_base, corpus, uninterrupted, point
+):
+    """SIGKILL inside a checkpoint write, a prune, the final save and the final swap: --resume finishes the
+    run with the uninterrupted run's weights, and nothing of the interruption is left."""
+    whole, summary = uninterrupted
+    cfg = train_cfg(tiny_base[0], tmp_path / "killed", corpus, **SHORT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ROPESCALE_TEST_KILL_AT": point}
+    done = subprocess.run(
+        [sys.executable, "-m", "ropescale", *_argv(cfg), "--keep-checkpoints", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert not cfg.out.exists()  # --out appears only complete
+    resumed = run_train(train_cfg(tiny_base[0], cfg.out, corpus, resume=True, **SHORT))
+    assert resumed["final_loss"] == summary["final_loss"] and resumed["val_loss"] == summary["val_loss"]
+    _assert_same_weights(whole, cfg.out)
+    assert [r["step"] for r in metrics(cfg.out)] == list(range(1, 9))
+    assert [p.name for p in checkpoint.list_checkpoints(cfg.out)] == ["step-0000006", "step-0000008"]
+    assert _debris(tmp_path) == []
+    if point.startswith("checkpoint"):  # what the kill left was removed, and the summary says so
+        assert resumed["cleaned"], resumed
+    assert (cfg.out / "config.json").is_file() and (cfg.out / "tokenizer.json").is_file()
+
+
+def _interrupt_at(monkeypatch, point):
+    """In-process stand-in for a kill: an exception at the named point (the run keeps what it wrote)."""
+    from ropescale.train import dist
+
+    def hook(name, step):
+        if f"{name}:{step}" == point:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dist, "test_kill_point", hook)
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "optimizer.pt", "rng.pt", "state.json"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
+    tmp_path, tiny_base, corpus, uninterrupted, monkeypatch, victim
+):
+    whole, summary = uninterrupted
+    cfg = train_cfg(tiny_base[0], tmp_path / "run", corpus, **SHORT)
+    _interrupt_at(monkeypatch, "final-swap:8")
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg)
+    monkeypatch.undo()
+    newest = checkpoint.checkpoint_dir(checkpoint.partial_dir(cfg.out), 8)
+    damaged = newest / victim
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as by a full disk
+    resumed = run_train(train_cfg(tiny_base[0], cfg.out, corpus, resume=True, **SHORT))
+    assert resumed["resumed_from"].endswith("step-0000006")
+    (skipped,) = resumed["skipped_checkpoints"]
+    assert skipped.startswith(f"{newest} ({victim} has 100 bytes, the manifest says")
+    _assert_same_weights(whole, cfg.out)
+    assert resumed["final_loss"] == summary["final_loss"]
+
+
+def test_a_damaged_metrics_file_is_named(tmp_path, tiny_base, corpus, monkeypatch):
+    cfg = train_cfg(tiny_base[0], tmp_path / "run", corpus, **SHORT)
+    _interrupt_at(monkeypatch, "final-save:8")
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg)
+    monkeypatch.undo()
+    log = checkpoint.partial_dir(cfg.out) / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(["{garbage", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"--resume: {log} line 1 is damaged"):
+        run_train(train_cfg(tiny_base[0], cfg.out, corpus, resume=True, **SHORT))
+    log.write_text("\n".join([*lines, '{"step": 9, "lo']))  # a last line cut short by a kill is dropped
+    resumed = run_train(train_cfg(tiny_base[0], cfg.out, corpus, resume=True, **SHORT))
+    assert [r["step"] for r in metrics(cfg.out)] == list(range(1, 9)) and resumed["steps"] == 8
+
+
+def test_weights_that_are_not_finite_are_never_a_checkpoint(tmp_path, tiny_base, corpus, monkeypatch):
+    """Divergence that reaches the weights before the loss: step 2 leaves a NaN weight that the loss of step
+    2 cannot show. The step-2 checkpoint is refused, and the message names step 1 as the last good one."""
+    from ropescale.train import loop
+
+    real = loop.train_step
+
+    def poisoning(job):
+        loss = real(job)
+        if job.step == 1:  # inside step 2, after its update
+            with torch.no_grad():
+                next(job.root.parameters()).view(-1)[0] = float("nan")
+        return loss
+
+    monkeypatch.setattr(loop, "train_step", poisoning)
+    cfg = train_cfg(tiny_base[0], tmp_path / "nan", corpus, steps=4, save_every=1)
+    with pytest.raises(ValueError, match=r"weights are not finite after step 2 .*step-0000001 \(--resume"):
+        run_train(cfg)
+    running = checkpoint.partial_dir(cfg.out)
+    assert [p.name for p in checkpoint.list_checkpoints(running)] == ["step-0000001"]

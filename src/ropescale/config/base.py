@@ -193,6 +193,27 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.device != "cpu":
+            check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    """--device names a torch device type this torch was built with and a device that is present."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    backend = getattr(torch.backends, dev.type, None) if dev.type == "mps" else getattr(torch, dev.type, None)
+    available = getattr(backend, "is_available", None)
+    if dev.type != "cpu" and not (callable(available) and available()):
+        raise ValueError(
+            f"--device {device}: this torch ({torch.__version__}) has no usable {dev.type} device"
+        )
+    count = getattr(backend, "device_count", lambda: 1)()
+    if dev.index is not None and dev.index >= count:
+        raise ValueError(f"--device {device}: only {count} {dev.type} device(s) are visible")
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,11 @@ class DemoConfig:
             raise ValueError("--base applies to --model tiny only")
         if self.base is not None and not (Path(self.base) / "config.json").is_file():
             raise ValueError(f"--base {self.base}: not a model directory (no config.json)")
+        if self.base is not None:
+            from ..models.load import load_config
+            from ..models.scale import rope_state
+
+            try:  # the demo extends it: it must be a RoPE model (read from its config alone)
+                rope_state(load_config(str(self.base)))
+            except ValueError as err:
+                raise ValueError(f"--base {self.base}: {err}") from None

@@ -38,6 +38,7 @@ class PplConfig:
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
+    overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
         at_least(self, 2, "lengths")
@@ -75,6 +76,7 @@ class PasskeyConfig:
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
+    overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
         if self.lengths is not None and not self.lengths:
@@ -113,6 +115,7 @@ class SummarizeConfig:
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
+    overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
         at_least(self, 1, "max_docs")
@@ -149,6 +152,7 @@ class HarnessConfig:
     rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
+    overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
         if not self.ppl and not self.tasks:

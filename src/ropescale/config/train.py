@@ -12,6 +12,7 @@ TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
 PASSKEY_LOSSES = ("document", "answer")
 POSITION_SCHEMES = ("contiguous", "pose")  # ropescale.data.positions
+FLOAT32_MAX = 3.4028234663852886e38  # the optimizer applies --lr to float32 tensors
 
 
 def check_head_dim(head_dim: int) -> None:
@@ -97,6 +98,7 @@ class TrainOptions:
             "eval_sequences",
             "checkpoint_every_n_layers",
             "keep_checkpoints",
+            "max_tokens",
         )
         at_least(self, 2, "seq_len", "passkey_span")
         at_least(self, 0, "loss_chunk")
@@ -112,8 +114,8 @@ class TrainOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
         if self.val_fraction >= 1.0:
             raise ValueError("--val-fraction must be < 1 (some documents must be left to train on)")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or self.lr > FLOAT32_MAX:
+            raise ValueError(f"--lr must be a positive number (float32: <= {FLOAT32_MAX:.4g}), got {self.lr}")
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"--{name} must be in [0, 1), got {getattr(self, name)}")

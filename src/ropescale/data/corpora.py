@@ -70,16 +70,24 @@ def _source(source: str, fields: tuple[str, ...], split: str) -> Iterator[dict[s
             yield from _file(file, fields)
 
 
-def _texts(files: list[Path], fields: tuple[str, ...]) -> Iterator[dict[str, str]]:
+def _texts(files: list[Path], fields: tuple[str, ...], user: bool = False) -> Iterator[dict[str, str]]:
     if len(fields) > 1:
         raise ValueError(f"this data source has plain text only, not the fields {list(fields)}")
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8", errors="replace")
+            text = _decode(file, file.read_bytes(), user)
         except OSError as err:
             raise ValueError(f"--data {file}: unreadable ({err.strerror or err})") from None
         if text.strip():
             yield {fields[0]: text}
+
+
+def _decode(file: Path, raw: bytes, user: bool = True) -> str:
+    """UTF-8 text (an invalid byte becomes U+FFFD). A user's file with NUL bytes near its start is refused
+    as binary rather than trained on as noise (text in any encoding has none)."""
+    if user and b"\x00" in raw[:65536]:
+        raise ValueError(f"--data {file}: looks like a binary file (NUL bytes), not text")
+    return raw.decode("utf-8", errors="replace")
 
 
 def _stdlib_files() -> list[Path]:
@@ -102,7 +110,7 @@ def shakespeare_files() -> list[Path]:
 def _file(file: Path, fields: tuple[str, ...]) -> Iterator[dict[str, str]]:
     suffix = file.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        yield from _texts([file], fields)
+        yield from _texts([file], fields, user=True)
     elif suffix == ".jsonl":
         yield from _jsonl(file, fields)
     elif suffix == ".parquet":
@@ -123,6 +131,8 @@ def _pick(row: object, fields: tuple[str, ...], where: str) -> dict[str, str]:
 
 
 def _jsonl(file: Path, fields: tuple[str, ...]) -> Iterator[dict[str, str]]:
+    with file.open("rb") as f:
+        _decode(file, f.read(65536))
     with file.open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

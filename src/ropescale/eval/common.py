@@ -27,7 +27,7 @@ def load_checked(cfg) -> tuple[Any, Any, dict[str, Any], list[int]]:
     """What `eval ppl` and `eval passkey` start with: --out checked, the (scaled) model loaded, and
     --lengths (default: the model's window) checked against its window."""
     if cfg.out is not None:
-        io.check_out_file(cfg.out)
+        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
     lengths = list(cfg.lengths or [info["window"]])
     check_lengths(lengths, info, cfg.allow_extrapolation)

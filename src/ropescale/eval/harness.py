@@ -128,7 +128,7 @@ def run_harness(cfg) -> dict[str, Any]:
     from .common import describe, finish, load_for_eval
 
     if cfg.out is not None:
-        io.check_out_file(cfg.out)
+        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
     start = time.perf_counter()
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, None)
     original = info["original_window"]

@@ -61,6 +61,19 @@ def k_range(pieces: PromptPieces, key: list[int], length: int) -> tuple[int, int
     return len(key) + len(pieces.question), length - len(pieces.head)
 
 
+def check_prompt_lengths(tokenizer: Any, lengths: list[int]) -> None:
+    """Every --lengths value holds the prompt's fixed parts and the longest (5-digit) key line."""
+    pieces = PromptPieces.build(tokenizer, max(lengths))
+    lo, _ = k_range(pieces, key_ids(tokenizer, 99_999), 0)
+    shortest = lo + len(pieces.head)
+    too_short = [n for n in lengths if n < shortest]
+    if too_short:
+        raise ValueError(
+            f"--lengths {','.join(map(str, too_short))}: the passkey prompt needs at least {shortest} "
+            "tokens with this tokenizer (task line, key line and question)"
+        )
+
+
 def build_prompt(pieces: PromptPieces, key: list[int], length: int, k: int) -> list[int]:
     """head | filler[:x] | key line | filler[:y] | question, exactly `length` tokens, key line at length-k."""
     lo, hi = k_range(pieces, key, length)
@@ -188,6 +201,7 @@ def run_passkey(cfg) -> dict[str, Any]:
 
     start = time.perf_counter()
     model, tokenizer, info, lengths = load_checked(cfg)
+    check_prompt_lengths(tokenizer, lengths)
     total = len(lengths) * cfg.trials * (cfg.num_k + len(cfg.depths or []))
     with tqdm(total=total, unit="prompt", desc="eval passkey", disable=None) as bar:
         results, grid = evaluate_passkey(model, tokenizer, lengths, cfg, bar)

@@ -97,7 +97,7 @@ def run_summarize(cfg) -> dict[str, Any]:
     from .common import check_lengths, finish, load_for_eval
 
     if cfg.out is not None:
-        io.check_out_file(cfg.out)
+        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
     rouge_scores("a", "a")  # fail on a missing rouge-score before the slow part
     start = time.perf_counter()
     records = load_records(cfg.data, (cfg.report_field, cfg.summary_field), cfg.split)

@@ -9,7 +9,9 @@ the file's RoPE scaling (which transformers' GGUF loader drops) is restored firs
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +152,12 @@ def load_model(
     dtype = dtype or default_dtype(device)
     where, kwargs = _pretrained_kwargs(source, trust_remote_code)
     kwargs.update(compat.dtype_kwarg(dtype), attn_implementation=attn_implementation)
+    # transformers draws its GGUF de-quantising progress bar with a bare tqdm that no switch turns off; on
+    # an error it would make the one-line message several lines, so its stderr is dropped
+    quiet = contextlib.redirect_stderr(io.StringIO()) if source.kind == "gguf" else contextlib.nullcontext()
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+        with quiet:
+            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     except Exception as err:
         raise _friendly(source, err) from err
     if source.kind == "gguf":

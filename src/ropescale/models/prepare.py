@@ -34,7 +34,9 @@ def prepare_model(
         planned = scale_config(config, rope)  # validates the spec against this model
     if check is not None:
         check(config, planned)
+    tokenizer = load_tokenizer(
+        name, load.trust_remote_code
+    )  # cheap, so a broken one fails before the weights
     model = load_model(name, torch_dtype(load), load.device, trust_remote_code=load.trust_remote_code)
-    tokenizer = load_tokenizer(name, load.trust_remote_code)
     spec = scale_model(model, rope) if rope is not None else rope_state(model.config).spec
     return model, tokenizer, spec

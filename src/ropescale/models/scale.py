@@ -111,6 +111,12 @@ def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
     Returns the spec with L resolved."""
     state = rope_state(config)
     spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
+    window = int(getattr(config, "max_position_embeddings", 0) or 0)
+    if window and spec.original_max_position_embeddings > window:
+        raise ValueError(
+            f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
+            f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
+        )
     if spec.rope_type == "longrope" and len(spec.long_factor) != state.rotary_dim // 2:
         raise ValueError(
             f"--long-factor/--short-factor need head_dim/2 = {state.rotary_dim // 2} values for this model, "

@@ -30,14 +30,20 @@ def load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
 def run_report(cfg) -> dict[str, Any]:
     from .. import io
 
+    io.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
-    sections = (
-        tables.ppl_tables(grouped["ppl"])
-        + tables.passkey_tables(grouped["passkey"])
-        + tables.summarize_tables(grouped["summarize"])
-        + tables.harness_tables(grouped["harness"])
-        + tables.ruler_tables(grouped["ruler"])
-    )
+    try:
+        sections = (
+            tables.ppl_tables(grouped["ppl"])
+            + tables.passkey_tables(grouped["passkey"])
+            + tables.summarize_tables(grouped["summarize"])
+            + tables.harness_tables(grouped["harness"])
+            + tables.ruler_tables(grouped["ruler"])
+        )
+    except (KeyError, TypeError, IndexError) as err:  # a file that claims a kind but lacks its fields
+        raise ValueError(
+            f"RESULTS: a result file lacks the field {err} (not written by this ropescale?)"
+        ) from None
     sources = "\n".join(f"- `{r['_path']}` ({k})" for k in KINDS for r in grouped[k])
     text = "# ropescale evaluation report\n\n" + "\n\n".join(sections) + f"\n\nSources:\n{sources}\n"
     files = ["report.md"]

@@ -120,9 +120,7 @@ def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         io.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     if cfg.out is not None:
-        io.check_out_file(cfg.out)
-        if cfg.out.exists() and not cfg.overwrite:
-            raise ValueError(f"--out {cfg.out} exists; pass --overwrite to replace it")
+        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
     result: dict[str, Any] = {"json": cfg.json, "config": io.jsonable(cfg), "environment": io.environment()}
     if cfg.model is not None:
         result["model_report"] = model_report(cfg)

@@ -1,13 +1,21 @@
 """Resumable checkpoints: DIR/checkpoints/step-NNNNNNN/ with model weights (safetensors), optimizer state
 (torch.save; read back with weights_only=True), trainer state (JSON: step, scheduler, data position,
-fingerprint) and each rank's RNG states. Each is written to a temporary directory and renamed into place,
-so a crash, even SIGKILL, leaves either the previous checkpoint or the new one, never half of one; only
-the last `keep` are kept.
+fingerprint), each rank's RNG states and, written last, manifest.json: every file's size and SHA-256. A
+checkpoint is written to a temporary directory and renamed into place, so a crash, even SIGKILL, leaves
+either the previous checkpoint or the new one, never half of one; `newest_intact` verifies the manifest, so
+a checkpoint damaged afterwards (a truncated file) is skipped for the one before it. Only the last `keep`
+are kept; a pruned one is renamed away before it is deleted, so a kill mid-prune leaves only debris that
+`clean_debris` removes on the next run.
+
+A run trains in `partial_dir(out)` (`.OUT.partial`, next to --out) and becomes --out with one rename when it
+has finished, so --out only ever holds a complete run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -18,25 +26,94 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import io
+from . import dist
 
 PREFIX = "step-"
+MANIFEST = "manifest.json"
+FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json")
+DEBRIS = (".tmp-", ".old-", ".pruned-")  # what interrupted writes, swaps and prunes leave behind
 
 
 def checkpoint_dir(out: Path, step: int) -> Path:
     return Path(out) / "checkpoints" / f"{PREFIX}{step:07d}"
 
 
+def partial_dir(out: Path) -> Path:
+    """Where a run trains until it has finished (then it is renamed to `out`)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
 def list_checkpoints(out: Path) -> list[Path]:
+    """Completed checkpoints (those with a manifest), oldest first; not verified (see `newest_intact`)."""
     root = Path(out) / "checkpoints"
     if not root.is_dir():
         return []
-    done = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file()]
+    done = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / MANIFEST).is_file()]
     return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def latest(out: Path) -> Path | None:
     found = list_checkpoints(out)
     return found[-1] if found else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def damage(path: Path) -> str | None:
+    """Why checkpoint `path` is not intact (a missing, resized or altered file), or None if it is."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        return f"{MANIFEST} unreadable ({type(err).__name__})"
+    for name, want in sorted(manifest.get("files", {}).items()):
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != want["size"]:
+            return f"{name} has {file.stat().st_size} bytes, the manifest says {want['size']}"
+        if _sha256(file) != want["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest"
+    return None
+
+
+def newest_intact(out: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint whose files match its manifest, and a note for each newer one skipped."""
+    skipped = []
+    for path in reversed(list_checkpoints(out)):
+        why = damage(path)
+        if why is None:
+            return path, skipped
+        skipped.append(f"{path} ({why})")
+    return None, skipped
+
+
+def clean_debris(out: Path) -> list[Path]:
+    """Remove what interrupted writes left for this --out: temporary and half-swapped siblings
+    (.OUT.tmp-*, .OUT.old-*), temporary files in the run directory, and in its checkpoints/ the temporary,
+    half-pruned and (in the unfinished run only) manifest-less step directories. Returns what was removed."""
+    out = Path(out)
+    work = partial_dir(out)
+    found = [p for p in out.parent.glob(f".{out.name}.*") if any(d in p.name for d in DEBRIS)]
+    for run in (out, work):
+        found += [p for p in run.glob(".*") if any(d in p.name for d in DEBRIS)] if run.is_dir() else []
+        root = run / "checkpoints"
+        if root.is_dir():
+            unfinished = run == work  # a finished --out may hold checkpoints from before manifests
+            found += [
+                p
+                for p in root.iterdir()
+                if p.name.startswith(".") or (unfinished and not (p / MANIFEST).is_file())
+            ]
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return sorted(found)
 
 
 def rng_state() -> dict[str, Any]:
@@ -86,22 +163,41 @@ def save(
     target = checkpoint_dir(out, step)
     with io.atomic_dir(target, overwrite=True) as tmp:
         save_file(_unshared(model), str(tmp / "model.safetensors"))
+        dist.test_kill_point("checkpoint-write", step)
         torch.save(optimizer, tmp / "optimizer.pt")
         torch.save(rngs, tmp / "rng.pt")
-        io.write_json(tmp / "state.json", trainer)  # last: its presence marks a complete checkpoint
+        io.write_json(tmp / "state.json", trainer)
+        files = {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES}
+        io.write_json(tmp / MANIFEST, {"step": step, "files": files})  # last: marks a complete checkpoint
     for old in list_checkpoints(out)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        gone = old.with_name(f".{old.name}.pruned-{os.getpid()}")
+        os.replace(old, gone)  # one rename: never a half-deleted step-N
+        (gone / "optimizer.pt").unlink(missing_ok=True)
+        dist.test_kill_point("checkpoint-prune", step)
+        shutil.rmtree(gone, ignore_errors=True)
     return target
+
+
+def trainer_state(path: Path) -> dict[str, Any]:
+    return _read(path / "state.json", lambda f: json.loads(f.read_text()))
+
+
+def _read(file: Path, reader: Any) -> Any:
+    try:
+        return reader(file)
+    except Exception as err:  # a damaged file is named, not a traceback
+        raise ValueError(
+            f"--resume: {file} is damaged ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """(model state, optimizer state, trainer state, per-rank RNG states) of one checkpoint."""
     path = Path(path)
-    model = load_file(str(path / "model.safetensors"))
-    optimizer = torch.load(path / "optimizer.pt", weights_only=True)
-    rngs = torch.load(path / "rng.pt", weights_only=True)
-    trainer = json.loads((path / "state.json").read_text())
-    return model, optimizer, trainer, rngs
+    model = _read(path / "model.safetensors", lambda f: load_file(str(f)))
+    optimizer = _read(path / "optimizer.pt", lambda f: torch.load(f, weights_only=True))
+    rngs = _read(path / "rng.pt", lambda f: torch.load(f, weights_only=True))
+    return model, optimizer, trainer_state(path), rngs
 
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:

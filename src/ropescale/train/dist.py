@@ -1,4 +1,5 @@
-"""Distributed setup: the one place that reads RANK / WORLD_SIZE / LOCAL_RANK.
+"""Distributed setup: the one place that reads RANK / WORLD_SIZE / LOCAL_RANK (and the test hook
+ROPESCALE_TEST_KILL_AT, see `test_kill_point`).
 
 Under `torchrun --nproc_per_node N` the same command shards the model with FSDP2 (`fully_shard` on each
 decoder layer, then on the loss wrapper as the root), over NCCL on GPUs and gloo on CPU. Without torchrun
@@ -47,6 +48,16 @@ def init(device: str) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank, world, local, dev)
+
+
+def test_kill_point(name: str, step: int) -> None:
+    """Tests only: SIGKILL this process at a named point when ROPESCALE_TEST_KILL_AT is `name:step`
+    (points: checkpoint-write, checkpoint-prune, final-save, final-swap), to prove that a kill anywhere
+    resumes."""
+    if os.environ.get("ROPESCALE_TEST_KILL_AT") == f"{name}:{step}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def close(d: Dist) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import io
 from ..data.sampler import BatchSampler
 from . import checkpoint, dist
 from .dist import Dist
@@ -53,6 +54,7 @@ class Job:
     tokens_seen: int = 0
     max_position: int = -1  # largest position id trained on so far (saved with the checkpoint)
     history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_row: dict[str, Any] = field(default_factory=dict)  # the metrics of the step resumed from
 
 
 def _autocast(job: Job):
@@ -98,24 +100,36 @@ def train_step(job: Job) -> float:
     loss = float(dist.all_sum(total, job.d)) / max(scored, 1)
     if not math.isfinite(loss):
         job.optimizer.zero_grad(set_to_none=True)
-        last = checkpoint.latest(job.out)
-        where = (
-            f"the last good checkpoint is {last} (--resume continues from it)"
-            if last
-            else "no checkpoint was saved"
-        )
         raise NonFiniteLoss(
-            f"loss is {loss} at step {job.step + 1}: training stopped before this update; {where}. "
-            "Try a lower --lr or --max-grad-norm 1"
+            f"loss is {loss} at step {job.step + 1}: training stopped before this update; {_advice(job)}"
         )
+    grads = [p for p in job.root.parameters() if p.grad is not None]
     if job.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(
-            [p for p in job.root.parameters() if p.grad is not None], job.max_grad_norm
+        norm = torch.nn.utils.clip_grad_norm_(grads, job.max_grad_norm)
+    else:  # measured anyway: a non-finite gradient would make the weights NaN before the loss shows it
+        norm = torch.nn.utils.get_total_norm([p.grad for p in grads])
+    norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+    if not math.isfinite(norm):
+        job.optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteLoss(
+            f"gradient norm is {norm} at step {job.step + 1}: training stopped before this update; {_advice(job)}"
         )
     job.optimizer.step()
     job.scheduler.step()
     job.optimizer.zero_grad(set_to_none=True)
     return loss
+
+
+def _advice(job: Job) -> str:
+    """Where a stopped run can continue from. Every checkpoint holds finite weights (`save_checkpoint`
+    refuses others), so the newest intact one is good."""
+    last, _ = checkpoint.newest_intact(job.out)
+    where = (
+        f"the last good checkpoint is {last} (--resume continues from it)"
+        if last
+        else "no checkpoint was saved"
+    )
+    return f"{where}. Try a lower --lr or --max-grad-norm 1"
 
 
 @torch.no_grad()
@@ -152,6 +166,12 @@ def save_checkpoint(job: Job) -> None:
         gathered: list[Any] = [None] * job.d.world
         torch.distributed.all_gather_object(gathered, rngs[0])
         rngs = gathered
+    bad = next((k for k, v in model.items() if v.is_floating_point() and not v.isfinite().all()), None)
+    bad = dist.broadcast(bad, job.d)
+    if bad is not None:  # never a checkpoint that --resume could not continue from
+        raise NonFiniteLoss(
+            f"weights are not finite after step {job.step} ({bad}): not saved as a checkpoint; {_advice(job)}"
+        )
     if job.d.main:
         trainer = {
             "step": job.step,
@@ -177,10 +197,27 @@ def restore(job: Job, path: Path) -> None:
     job.max_position = int(trainer.get("max_position", -1))
     checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0])
     metrics = job.out / "metrics.jsonl"
-    if job.d.main and metrics.is_file():  # drop lines from after the checkpoint (they will be redone)
-        lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-        keep = [ln for ln in lines if json.loads(ln)["step"] <= job.step]
-        metrics.write_text("".join(ln + "\n" for ln in keep))
+    if metrics.is_file():  # drop lines from after the checkpoint (they will be redone)
+        rows = [(line, row) for line, row in _metrics(metrics) if row["step"] <= job.step]
+        job.resumed_row = rows[-1][1] if rows else {}
+        if job.d.main:  # a new file, not rewritten in place (a resumed finished run links the old one)
+            io.write_text(metrics, "".join(line + "\n" for line, _ in rows))
+
+
+def _metrics(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, row) of metrics.jsonl; a last line cut short by a kill is dropped, other damage is refused."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    rows = []
+    for i, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            rows.append((line, {"step": int(row["step"]), **row}))
+        except (ValueError, KeyError, TypeError):
+            if i < len(lines):
+                raise ValueError(
+                    f"--resume: {path} line {i} is damaged; delete that line or use a new --out"
+                ) from None
+    return rows
 
 
 def fit(job: Job, progress: bool = True) -> dict[str, Any]:
@@ -197,7 +234,8 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
     )
     metrics = (job.out / "metrics.jsonl").open("a") if job.d.main else None
     job.root.train()
-    start, loss, val = time.perf_counter(), math.nan, None
+    start, val = time.perf_counter(), job.resumed_row.get("val_loss")
+    loss = job.resumed_row.get("loss", math.nan)  # a run resumed at its last step trains no further
     try:
         while job.step < job.steps:
             if job.d.device.type == "cuda":
@@ -228,6 +266,9 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
             bar.update(1)
             if job.save_every and (job.step % job.save_every == 0 or job.step == job.steps):
                 save_checkpoint(job)
+    except BaseException:
+        bar.leave = False  # the error is the one line left on stderr
+        raise
     finally:
         bar.close()
         if metrics is not None:

@@ -1,14 +1,21 @@
 """`ropescale pretrain` and `ropescale train`: load (or build) a model, scale it, pack the data, train, save.
 
 model --scale_model--> CausalLMLoss (chunked CE) --fully_shard (torchrun)--> fit --> transformers dir
+
+Everything that can be checked (flags, --out, the checkpoint and recipe of --resume, the data) is checked
+before anything is loaded or written. The run then trains in `.OUT.partial` next to --out and becomes --out
+with one rename once the final model is saved, so --out (a previous run under --overwrite included) is only
+ever replaced by a complete, finished run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,54 +24,146 @@ import torch
 from .. import io
 from ..config import PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
+from ..data.corpora import load_records
 from ..data.positions import Positions
 from ..models import compat, rope_state
 from . import checkpoint, dist, loop
 from .loss import CausalLMLoss
 from .optim import make_optimizer, make_scheduler
 
+# knobs a resumed run must share with its checkpoint besides the fingerprint's (--steps may be raised to
+# train on: the schedule then runs to the new total)
+RECIPE = ("lr", "warmup_steps", "warmup_start", "schedule", "min_lr_ratio", "weight_decay", "beta1", "beta2")
+RECIPE += ("max_grad_norm",)
 
-def _start_out(cfg: TrainOptions) -> Path | None:
-    """Check --out before slow work; returns the checkpoint to resume from (if --resume)."""
+
+def _recipe(cfg: TrainOptions) -> dict[str, Any]:
+    return {**{k: getattr(cfg, k) for k in RECIPE}, "dtype": cfg.load.dtype}
+
+
+@dataclass
+class Start:
+    """Where a run writes, what it resumes from, and what it found on the way (reported in the summary)."""
+
+    out: Path
+    work: Path  # the run directory until it has finished (checkpoint.partial_dir)
+    resume_from: Path | None = None
+    seed_from: Path | None = None  # --resume of a finished run: its checkpoints are linked into `work`
+    skipped: list[str] = field(default_factory=list)  # damaged checkpoints passed over
+    base_step: int = 0  # the step resumed from
+    cleaned: list[str] = field(default_factory=list)  # debris of interrupted runs, removed
+    created: bool = False  # this run made `work` (so a failure before its first checkpoint removes it)
+
+
+def _start_out(cfg: TrainOptions) -> Start:
+    """Check --out, --resume's checkpoint and recipe, and the data, before slow work; writes nothing."""
     out = Path(cfg.out)
-    if cfg.resume:
-        found = checkpoint.latest(out)
-        if found is None:
-            raise ValueError(f"--resume: no checkpoint in {out}/checkpoints to continue from")
-        return found
-    io.check_out_dir(out, cfg.overwrite)
-    return None
+    work = checkpoint.partial_dir(out)
+    if not cfg.resume:
+        io.check_out_dir(out, cfg.overwrite)
+        if work.exists() and not cfg.overwrite:
+            raise ValueError(
+                f"--out {out}: an unfinished run is in {work}; pass --resume to continue it or --overwrite "
+                "to start over"
+            )
+        _check_data(cfg)
+        return Start(out, work)
+    io.check_writable(out)
+    source = work if work.is_dir() else out  # an interrupted run, else a finished one to train on
+    found, skipped = checkpoint.newest_intact(source)
+    if found is None:
+        note = f" (damaged, skipped: {'; '.join(skipped)})" if skipped else ""
+        raise ValueError(f"--resume: no checkpoint in {source}/checkpoints to continue from{note}")
+    saved = checkpoint.trainer_state(found)
+    recipe = saved.get("fingerprint", {}).get("recipe")
+    checkpoint.check_fingerprint({"recipe": recipe}, {"recipe": _recipe(cfg)}, found)
+    step = int(saved["step"])
+    if step > cfg.steps or (source == out and step == cfg.steps):
+        raise ValueError(
+            f"--resume: {found} is at step {step} and --steps is {cfg.steps}: nothing to train; raise --steps "
+            "to train on"
+        )
+    _check_data(cfg)
+    return Start(out, work, found, out if source == out else None, skipped, step)
 
 
-def _clear_out(out: Path) -> None:
-    """--overwrite: empty --out (all but the content-addressed token cache) once the model has loaded."""
-    if out.is_dir():
-        for child in out.iterdir():
-            if child.name != ".cache":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+def _check_data(cfg: TrainOptions) -> None:
+    """--data names readable documents: the first one is read (the rest when the data is packed)."""
+    task = getattr(cfg, "task", "lm")
+    fields = (cfg.text_field,) if task == "lm" else (cfg.report_field, cfg.summary_field)
+    records = load_records(cfg.data, fields, cfg.split)
+    try:
+        next(records)
+    except StopIteration:  # load_records raises for no documents; an empty generator cannot reach here
+        raise ValueError(f"--data {cfg.data}: no documents found") from None
+    finally:
+        records.close()
+
+
+def _open_work(start: Start, cfg: TrainOptions, d: dist.Dist) -> None:
+    """Rank 0 removes debris of interrupted runs, empties the run directory for --overwrite, and links a
+    finished run's checkpoints into it to train on; every rank then waits for it."""
+    if d.main:
+        start.cleaned = [str(p) for p in checkpoint.clean_debris(start.out)]
+        if cfg.overwrite and start.work.exists():
+            shutil.rmtree(start.work)
+            start.cleaned.append(f"{start.work} (the unfinished run replaced by --overwrite)")
+        start.created = not start.work.exists()
+        if start.seed_from is not None:
+            _link_run(start.seed_from, start.work)
+        start.work.mkdir(parents=True, exist_ok=True)
+    dist.barrier(d)
+
+
+def _link_run(done: Path, work: Path) -> None:
+    """A finished run's checkpoints and token cache hard-linked (never rewritten in place), its metrics
+    copied, into `work`; the finished run stays untouched until the new one replaces it."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"{work.name}.tmp-", dir=work.parent))  # .OUT.partial.tmp-*
+    for name in ("checkpoints", ".cache"):
+        if (done / name).is_dir():
+            shutil.copytree(done / name, tmp / name, copy_function=os.link)
+    for name in ("metrics.jsonl", "train_config.json"):
+        if (done / name).is_file():
+            shutil.copy2(done / name, tmp / name)
+    os.replace(tmp, work)
+
+
+@contextlib.contextmanager
+def _cleanup_on_failure(start: Start, d: dist.Dist):
+    """A run that fails before writing a checkpoint of its own leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        last = checkpoint.latest(start.work)
+        if (
+            d.main
+            and start.created
+            and (last is None or int(last.name[len(checkpoint.PREFIX) :]) <= start.base_step)
+        ):
+            shutil.rmtree(start.work, ignore_errors=True)
+        raise
 
 
 def run_train(cfg: TrainConfig) -> dict[str, Any]:
     """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
     from ..models.prepare import prepare_model
 
-    resume_from = _start_out(cfg)
+    start = _start_out(cfg)
     d = dist.init(cfg.load.device)
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
     if d.sharded:  # each rank reads the model on CPU; fully_shard moves its shard to the device
         load = dataclasses.replace(load, device="cpu")
     lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope, check=lambda c, s: _positions(cfg, c, s))
     positions = _positions(cfg, lm.config, spec)
-    if cfg.overwrite and d.main:
-        _clear_out(Path(cfg.out))
     if cfg.activation_checkpointing:
         compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
     if cfg.lora:
         from .lora import add_lora
 
         lm = add_lora(lm, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
-    return _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, "train", positions)
+    _open_work(start, cfg, d)
+    with _cleanup_on_failure(start, d):
+        return _fit_and_save(cfg, lm, tokenizer, spec, d, start, "train", positions)
 
 
 def _positions(cfg: TrainConfig, config: Any, spec: Any) -> Positions:
@@ -107,31 +206,27 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train the `tiny` model and its tokenizer from scratch at window L = --seq-len."""
     from ..models.tiny import build_tiny, tiny_config
 
-    resume_from = _start_out(cfg)
-    d = dist.init(cfg.load.device)
-    tokenizer = _pretrain_tokenizer(cfg, d)
-    config = tiny_config(
-        len(tokenizer),
-        window=cfg.seq_len,
-        hidden_size=cfg.hidden_size,
-        num_layers=cfg.num_layers,
-        num_heads=cfg.num_heads,
-        num_kv_heads=cfg.num_kv_heads,
-        intermediate_size=cfg.intermediate_size,
-        rope_theta=cfg.rope_theta,
-        eos_token_id=tokenizer.eos_token_id,
+    shape = dict(
+        window=cfg.seq_len, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+        num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size, rope_theta=cfg.rope_theta,
         head_dim=cfg.head_dim,
-    )
-    lm = build_tiny(config, cfg.seed)
-    if cfg.activation_checkpointing:
-        compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
-    positions = Positions(target_window=cfg.seq_len)
-    return _fit_and_save(
-        cfg, lm, tokenizer, rope_state(lm.config).spec, d, resume_from, "pretrain", positions
-    )
+    )  # fmt: skip
+    tiny_config(cfg.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
+    start = _start_out(cfg)
+    d = dist.init(cfg.load.device)
+    _open_work(start, cfg, d)
+    with _cleanup_on_failure(start, d):
+        tokenizer = _pretrain_tokenizer(cfg, start.work, d)
+        config = tiny_config(len(tokenizer), eos_token_id=tokenizer.eos_token_id, **shape)
+        lm = build_tiny(config, cfg.seed)
+        if cfg.activation_checkpointing:
+            compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
+        positions = Positions(target_window=cfg.seq_len)
+        spec = rope_state(lm.config).spec
+        return _fit_and_save(cfg, lm, tokenizer, spec, d, start, "pretrain", positions)
 
 
-def _pretrain_tokenizer(cfg: PretrainConfig, d: dist.Dist) -> Any:
+def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
     """Train the BPE tokenizer on the corpus (plus passkey documents when they are mixed in), or reuse the
     one saved when this run started (--resume). Rank 0 trains it, the others read it back."""
     from transformers import PreTrainedTokenizerFast
@@ -140,16 +235,14 @@ def _pretrain_tokenizer(cfg: PretrainConfig, d: dist.Dist) -> Any:
     from ..data.passkey import passkey_text
     from ..models.tiny import train_tokenizer
 
-    saved = Path(cfg.out) / "tokenizer"
+    saved = work / "tokenizer"
     if d.main and not (saved / "tokenizer.json").is_file():
         texts = load_documents(cfg.data, cfg.text_field, cfg.split)
         if cfg.passkey_fraction > 0:  # the prompt is part of the training text, so the tokenizer sees it
             samples = [passkey_text(10000 + 7919 * i % 90000, 97 * i % 800, 61 * i % 800) for i in range(200)]
             texts = _chain(samples, texts)
         tok = train_tokenizer(texts, cfg.vocab_size, cfg.tokenizer_chars)
-        if cfg.overwrite:
-            _clear_out(Path(cfg.out))
-        tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.tmp-", dir=_ensure(Path(cfg.out))))
+        tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.tmp-", dir=work))
         tok.save_pretrained(tmp)
         tmp.chmod(0o755)
         os.replace(tmp, saved)
@@ -162,12 +255,7 @@ def _chain(first: list[str], rest: Any) -> Any:
     yield from rest
 
 
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist) -> Any:
+def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist, work: Path) -> Any:
     request = DataRequest(
         data=cfg.data,
         seq_len=seq_len,
@@ -180,21 +268,28 @@ def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist) -> Any:
         summary_field=getattr(cfg, "summary_field", "summary"),
         max_summary_tokens=getattr(cfg, "max_summary_tokens", 1000),
     )
-    cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else Path(cfg.out) / ".cache"
+    cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else work / ".cache"
     packed = pack(request, tokenizer, cache) if d.main else None
     dist.barrier(d)
     return packed if packed is not None else pack(request, tokenizer, cache)
 
 
 def _job(
-    cfg: TrainOptions, lm: Any, tokenizer: Any, spec: Any, d: dist.Dist, seq_len: int, positions: Positions
+    cfg: TrainOptions,
+    lm: Any,
+    tokenizer: Any,
+    spec: Any,
+    d: dist.Dist,
+    seq_len: int,
+    positions: Positions,
+    work: Path,
 ) -> loop.Job:
     if cfg.batch_size % (cfg.micro_batch_size * d.world):
         raise ValueError(
             f"--batch-size ({cfg.batch_size}) must be a multiple of --micro-batch-size x processes "
             f"({cfg.micro_batch_size} x {d.world})"
         )
-    packed = _data(cfg, tokenizer, seq_len, d)
+    packed = _data(cfg, tokenizer, seq_len, d, work)
     maker = None
     if cfg.passkey_fraction > 0:
         answer = cfg.passkey_loss == "answer"
@@ -229,7 +324,7 @@ def _job(
         sampler=sampler,
         val=validation_batches(packed, cfg.micro_batch_size * d.world, cfg.eval_sequences),
         d=d,
-        out=Path(cfg.out),
+        out=work,
         steps=cfg.steps,
         micro_batch_size=cfg.micro_batch_size,
         max_grad_norm=cfg.max_grad_norm,
@@ -259,50 +354,57 @@ def _fingerprint(
         "seed": cfg.seed,
         "lora": getattr(cfg, "lora", False),
         "positions": positions.fingerprint(),
+        "recipe": _recipe(cfg),
     }
 
 
-def _fit_and_save(cfg, lm, tokenizer, spec, d, resume_from, command, positions) -> dict[str, Any]:
+def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions) -> dict[str, Any]:
     seq_len = cfg.seq_len or int(lm.config.max_position_embeddings)
     trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
+    work = start.work
     try:
-        job = _job(cfg, lm, tokenizer, spec, d, seq_len, positions)
-        out = Path(cfg.out)
+        job = _job(cfg, lm, tokenizer, spec, d, seq_len, positions, work)
+        resume_from = checkpoint.checkpoint_dir(work, start.base_step) if start.resume_from else None
         if resume_from is not None:
             loop.restore(job, resume_from)
-        if d.main:
+        elif d.main:  # a resumed run keeps the record of how it started
             io.write_json(
-                out / "train_config.json",
+                work / "train_config.json",
                 {"command": command, "config": cfg, "environment": io.environment()},
             )
         dist.barrier(d)
         result = loop.fit(job)
         saved = _save_final(job, lm, tokenizer, cfg, d)
+        packed = job.sampler.packed
+        summary = {
+            "command": command,
+            "out": str(cfg.out),
+            "model": getattr(cfg, "model", "tiny"),
+            "parameters": saved.get("parameters"),
+            "trainable_parameters": trainable,
+            "scaling": spec.to_dict(),
+            "seq_len": seq_len,
+            # validation always runs with contiguous ids at the training length
+            "positions": {**positions.describe(seq_len), "validation": [0, seq_len - 1]},
+            "batch_size": cfg.batch_size,
+            "processes": d.world,
+            "rank": d.rank,
+            "resumed_from": str(start.resume_from) if start.resume_from else None,
+            "skipped_checkpoints": start.skipped,
+            "cleaned": start.cleaned,
+            "train_sequences": int(packed.meta["train_sequences"]),
+            "val_sequences": int(packed.meta["val_sequences"]),
+            **result,
+        }
+        if d.main:  # the finished run replaces --out in one rename
+            io.write_json(
+                work / "ropescale.json", {**summary, "config": cfg, "environment": io.environment()}
+            )
+            dist.test_kill_point("final-swap", job.step)
+            io.replace_dir(work, Path(cfg.out))
+        dist.barrier(d)
     finally:
         dist.close(d)
-    packed = job.sampler.packed
-    summary = {
-        "command": command,
-        "out": str(cfg.out),
-        "model": getattr(cfg, "model", "tiny"),
-        "parameters": saved.get("parameters"),
-        "trainable_parameters": trainable,
-        "scaling": spec.to_dict(),
-        "seq_len": seq_len,
-        # validation always runs with contiguous ids at the training length
-        "positions": {**positions.describe(seq_len), "validation": [0, seq_len - 1]},
-        "batch_size": cfg.batch_size,
-        "processes": d.world,
-        "rank": d.rank,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "train_sequences": int(packed.meta["train_sequences"]),
-        "val_sequences": int(packed.meta["val_sequences"]),
-        **result,
-    }
-    if d.main:
-        io.write_json(
-            Path(cfg.out) / "ropescale.json", {**summary, "config": cfg, "environment": io.environment()}
-        )
     return summary
 
 
@@ -329,27 +431,18 @@ def _final_model(job: loop.Job, lm: Any, cfg: Any, state: dict[str, torch.Tensor
 
 
 def _save_final(job: loop.Job, lm: Any, tokenizer: Any, cfg: Any, d: dist.Dist) -> dict[str, Any]:
-    """Write the final transformers checkpoint into --out (files moved in from a temporary directory)."""
+    """Write the final transformers checkpoint into the run directory (a kill here leaves the run to
+    --resume: it is not --out until it is complete)."""
     state = dist.model_state(job.root, d) if (d.sharded or getattr(cfg, "lora", False)) else {}
     info: dict[str, Any] = {}
     if d.main:
         model = _final_model(job, lm, cfg, state)
         if model.supports_gradient_checkpointing:
             compat.set_activation_checkpointing(model, False)
-        out = Path(cfg.out)
-        tmp = Path(tempfile.mkdtemp(prefix=".final.tmp-", dir=out))
-        try:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            compat.legacy_rope_keys(tmp / "config.json")
-            names = sorted(p.name for p in tmp.iterdir())
-            umask = os.umask(0)
-            os.umask(umask)
-            for name in [n for n in names if n != "config.json"] + ["config.json"]:  # config last
-                (tmp / name).chmod(0o666 & ~umask)  # some writers use private temporary files
-                os.replace(tmp / name, out / name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(job.out)
+        dist.test_kill_point("final-save", job.step)
+        tokenizer.save_pretrained(job.out)
+        compat.legacy_rope_keys(job.out / "config.json")
         info["parameters"] = sum(p.numel() for p in model.parameters())
     return dist.broadcast(info, d)
 
@@ -377,4 +470,6 @@ def format_train(r: dict[str, Any]) -> str:
         f"  data: {r['train_sequences']} training / {r['val_sequences']} validation sequences; "
         f"per-step metrics in {r['out']}/metrics.jsonl",
     ]
+    lines += [f"  skipped damaged checkpoint {c}" for c in r.get("skipped_checkpoints", [])]
+    lines += [f"  removed what an interrupted run left: {c}" for c in r.get("cleaned", [])]
     return "\n".join(lines)
