@@ -210,8 +210,8 @@ CASES = [
     ("report-out-under-file", "report {w}/res.json --out {w}/afile/r", "--out {w}/afile/r: {w}/afile is a file"),
     # demo
     ("demo-model", "demo --model foo --out {o}", "--model must be one of"),
-    ("demo-base-missing", "demo --base {w}/nope --out {o}", "--base {w}/nope: not a model directory"),
-    ("demo-base-no-rope", "demo --quick --base {w}/gpt2 --out {o}", "--base {w}/gpt2: model type 'gpt2' has no rotary"),
+    ("demo-base-missing", "demo --model tiny --base {w}/nope --out {o}", "--base {w}/nope: not a model directory"),
+    ("demo-base-no-rope", "demo --model tiny --quick --base {w}/gpt2 --out {o}", "--base {w}/gpt2: model type 'gpt2' has no rotary"),
     ("demo-base-smollm2", "demo --model smollm2-135m --base {m} --out {o}", "--base applies to --model tiny only"),
     ("demo-out-not-empty", "demo --quick --out {w}/full", "--out {w}/full exists and is not empty"),
     ("demo-out-under-file", "demo --quick --out {w}/afile/demo", "--out {w}/afile/demo: {w}/afile is a file"),
