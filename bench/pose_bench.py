@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_bench import PeakRSS, _model  # the same model builder and memory sampler
+from train_bench import PeakRSS, _model, run_child  # the same model builder, memory sampler, driver
 
 CASES = {
     "tiny": {"model": "tiny", "window": 256, "factor": 8, "pose_len": 256},
@@ -85,11 +84,7 @@ def child(case: dict, mode: str) -> dict:
 
 
 def run(name: str, mode: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", json.dumps({"case": CASES[name], "mode": mode})]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode != 0:
-        raise SystemExit(f"{name}/{mode} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(__file__, {"case": CASES[name], "mode": mode}, f"{name}/{mode}")
 
 
 def table(results: dict) -> str:

@@ -126,10 +126,16 @@ def child(case: dict, impl: str, steps: int) -> dict:
 
 def run_case(name: str, impl: str, steps: int, every_n: int) -> dict:
     case = {**CASES[name], "every_n": every_n}
-    cmd = [sys.executable, __file__, "--child", json.dumps({"case": case, "impl": impl, "steps": steps})]
+    return run_child(__file__, {"case": case, "impl": impl, "steps": steps}, f"{name}/{impl}")
+
+
+def run_child(script: str, job: dict, what: str) -> dict:
+    """Run `script --child JOB` in a fresh process (its peak memory is its own) and return the JSON
+    object it prints last."""
+    cmd = [sys.executable, script, "--child", json.dumps(job)]
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode != 0:
-        raise SystemExit(f"{name}/{impl} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

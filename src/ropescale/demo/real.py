@@ -124,9 +124,8 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
                    max_docs=b.eval_pieces, data_label=f"held-out plays {', '.join(HELDOUT)}",
                    passkey_depths=(b.passkey_depth,))  # fmt: skip
 
-    def spec(method: str) -> RopeScaling:
-        factor = 1.0 if method == "none" else float(b.factor)
-        return RopeScaling(rope_type=method, factor=factor, original_max_position_embeddings=L)
+    def spec(method: str) -> RopeScaling:  # none x s: plain RoPE over the s L window (direct fine-tuning)
+        return RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
 
     def evaluate(row: Row, model: Path, rope: RopeScaling | None, passkey: bool = True) -> Row:
         ev.evaluate(row, model, rope, [S], list(b.passkey_lengths) if passkey else None)
@@ -153,7 +152,7 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
         runs["yarn"] = ("yarn", b.pi_positions)
     train_info = {}
     for name, (method, positions) in runs.items():
-        rope = dataclasses.replace(spec(method), factor=float(b.factor))  # none x2: plain RoPE over 2L
+        rope = spec(method)
         for steps in b.checkpoints:
             stage(f"{_name(method)} fine-tuning ({positions} positions) to {steps} steps of "
                   f"{b.batch_size} x {b.seq_len} tokens")  # fmt: skip
