@@ -26,10 +26,13 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# --prepare converts SmolLM2's GGUF once into ~/.cache/ropescale/gguf (set-up, ~1 min the first time)
 demo: setup
+	$(BIN)/ropescale demo --prepare
 	$(BIN)/ropescale demo --model smollm2-135m --out runs/demo --overwrite
 
 demo-full: setup
+	$(BIN)/ropescale demo --prepare
 	$(BIN)/ropescale demo --model smollm2-135m --full --out runs/demo-full --overwrite
 
 demo-tiny: setup

@@ -213,6 +213,7 @@ CASES = [
     ("demo-base-missing", "demo --model tiny --base {w}/nope --out {o}", "--base {w}/nope: not a model directory"),
     ("demo-base-no-rope", "demo --model tiny --quick --base {w}/gpt2 --out {o}", "--base {w}/gpt2: model type 'gpt2' has no rotary"),
     ("demo-base-smollm2", "demo --model smollm2-135m --base {m} --out {o}", "--base applies to --model tiny only"),
+    ("demo-prepare-tiny", "demo --model tiny --prepare --out {o}", "--prepare applies to --model smollm2-135m only"),
     ("demo-out-not-empty", "demo --quick --out {w}/full", "--out {w}/full exists and is not empty"),
     ("demo-out-under-file", "demo --quick --out {w}/afile/demo", "--out {w}/afile/demo: {w}/afile is a file"),
 ]  # fmt: skip

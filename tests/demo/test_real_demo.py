@@ -78,3 +78,12 @@ def test_gguf_is_converted_once_and_loads_in_stock_transformers(quick, cache, mo
     assert (entry / "model.safetensors").stat().st_mtime_ns == stamp
     assert entry.name.endswith(gguf_cache.file_digest(gguf_cache.resolve_gguf("smollm2-135m")))
     assert AutoConfig.from_pretrained(entry).max_position_embeddings == 8192
+
+
+def test_prepare_converts_only(quick, cache, tmp_path):
+    """`demo --prepare` (what `make demo` runs first) reuses the cache and writes nothing under --out."""
+    from ropescale.demo import run_demo
+
+    result = run_demo(DemoConfig(prepare=True, out=tmp_path / "demo", cache_dir=cache))
+    (entry,) = list(cache.iterdir())
+    assert str(entry) in result["summary"] and not (tmp_path / "demo").exists()

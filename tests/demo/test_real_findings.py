@@ -21,19 +21,23 @@ def _buckets(first: float, second: float) -> list[dict]:
     ]
 
 
+SHORT = 4096  # a passkey prompt inside L (where SmolLM2 retrieves)
+
+
 def _row(key, method, steps, first, second, passkey=None, factor=2.0):
+    """passkey: (accuracy at SHORT, accuracy at S)."""
     buckets = _buckets(first, second)
     ppl = {L: first_part_ppl(buckets, L), S: math.sqrt(first * second)}  # geometric mean of equal halves
     return Row(key, key, method, factor, steps, ppl=ppl, by_position={S: buckets},
-               depth_accuracy={} if passkey is None else {S: passkey})  # fmt: skip
+               depth_accuracy={} if passkey is None else dict(zip((SHORT, S), passkey, strict=True)))  # fmt: skip
 
 
 def paper_like():
     return {
-        "base": _row("base", "none", 0, 20.0, 400.0, 0.0, 1.0),
+        "base": _row("base", "none", 0, 20.0, 400.0, (1.0, 0.0), 1.0),
         "pi2": _row("pi2", "linear", 0, 22.0, 30.0),
-        "pi_ft": _row("pi_ft", "linear", 20, 20.5, 18.0, 1.0),
-        "direct_ft": _row("direct_ft", "none", 20, 21.0, 40.0, 0.0),
+        "pi_ft": _row("pi_ft", "linear", 20, 20.5, 18.0, (1.0, 1.0)),
+        "direct_ft": _row("direct_ft", "none", 20, 21.0, 40.0, (1.0, 0.0)),
     }
 
 
@@ -76,7 +80,26 @@ def test_passkey_rule_needs_pi_ahead_of_direct_and_base():
     rows = paper_like()
     rows["direct_ft"].depth_accuracy[S] = 1.0  # direct retrieves as well: (3) still holds (not better)
     holds = {f["id"]: f["holds"] for f in check_real_findings(rows, L, 2)}
-    assert holds[3] and not holds[4]
+    assert holds[3] and holds[4]  # PI only needs to match direct beyond L
+    rows["direct_ft"].depth_accuracy[S], rows["pi_ft"].depth_accuracy[S] = 1.0, 0.5
+    holds = {f["id"]: f["holds"] for f in check_real_findings(rows, L, 2)}
+    assert not holds[3] and not holds[4]
     rows = paper_like()
-    rows["base"].depth_accuracy[S] = 1.0
+    rows["base"].depth_accuracy[S] = 1.0  # the base retrieves beyond L too: nothing extended
+    assert not {f["id"]: f["holds"] for f in check_real_findings(rows, L, 2)}[4]
+
+
+def test_passkey_rule_inside_the_window():
+    """Inside L the rule asks PI to keep what the base has: the SmolLM2 case (PI fine-tuned garbles the key
+    at 4096 where the base retrieves it) fails; a short prompt alone is judged on keeping only."""
+    rows = paper_like()
+    rows["pi_ft"].depth_accuracy[SHORT] = 0.0
+    found = {f["id"]: f for f in check_real_findings(rows, L, 2)}
+    assert not found[4]["holds"] and "at 4096: PI fine-tuned 0%, base 100%" in found[4]["numbers"]
+    for r in ("base", "pi_ft", "direct_ft"):
+        del rows[r].depth_accuracy[S]
+    rows["pi_ft"].depth_accuracy[SHORT] = 1.0
+    found = {f["id"]: f for f in check_real_findings(rows, L, 2)}
+    assert found[4]["holds"] and "beyond L" not in found[4]["claim"]
+    rows["base"].depth_accuracy[SHORT] = rows["pi_ft"].depth_accuracy[SHORT] = 0.0  # nobody retrieves
     assert not {f["id"]: f["holds"] for f in check_real_findings(rows, L, 2)}[4]

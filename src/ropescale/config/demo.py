@@ -33,6 +33,11 @@ class DemoConfig:
     base: Path | None = knob(
         None, "tiny: base checkpoint trained at the short window (default: the one shipped with ropescale)"
     )
+    prepare: bool = knob(
+        False,
+        "smollm2-135m: only convert the GGUF into --cache-dir (the one-time set-up `make demo` runs first, "
+        "so the demo's wall time does not include it) and exit",
+    )
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     seed: int = knob(0, "seed of training order, passkey keys and bootstrap")
 
@@ -43,6 +48,10 @@ class DemoConfig:
             raise ValueError("--full applies to --model smollm2-135m only")
         if self.full and self.quick:
             raise ValueError("--full and --quick contradict each other; pass one")
+        if self.prepare and self.model != "smollm2-135m":
+            raise ValueError(
+                "--prepare applies to --model smollm2-135m only (the tiny model needs no set-up)"
+            )
         if self.base is not None and self.model != "tiny":
             raise ValueError("--base applies to --model tiny only")
         if self.base is not None and not (Path(self.base) / "config.json").is_file():

@@ -22,6 +22,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
+    if cfg.prepare:  # the set-up only: nothing is written under --out
+        from ..models.gguf_cache import converted
+        from .real import MODEL
+
+        path = converted(MODEL, Path(cfg.cache_dir))
+        return {"summary": f"{MODEL}: transformers checkpoint {path} ({time.perf_counter() - start:.0f} s)"}
     io.check_out_dir(cfg.out, cfg.overwrite)
     with io.atomic_dir(cfg.out, cfg.overwrite) as tmp, tqdm(desc="demo", unit="stage", disable=None) as bar:
 
