@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo demo-full demo-tiny lint clean bench-eval bench-pose
+.PHONY: setup test test-fast demo demo-full demo-tiny lint docs clean bench-eval bench-pose
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-eval: setup
 
 bench-pose: setup
 	$(BIN)/python bench/pose_bench.py
+
+# the flags tables in docs/*.md, regenerated from the config dataclasses (tests/test_docs.py checks them)
+docs: setup
+	$(BIN)/python tools/gen_docs.py
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

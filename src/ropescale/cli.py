@@ -171,17 +171,47 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optiona
             kwargs["choices"] = typing.get_args(tp)
         else:
             kwargs["type"] = tp if tp in (int, float, str, Path) else str
+            # the valid values in --help (`--method {none,linear,...}`); __post_init__ still validates them,
+            # so a value from a --config file gets the same error as one from a flag
+            choices = f.metadata.get("choices")
+            kwargs["metavar"] = "{" + ",".join(choices) + "}" if choices else _metavar(f)
         if f.metadata.get("positional"):
             kwargs.pop("dest")
-            if has_default:  # an optional positional (e.g. `theory [MODEL] --figures DIR`)
-                kwargs["nargs"] = "?"
+            kwargs["nargs"] = "?"  # required positionals are checked after --config and --NAME (see `parse`)
             if origin in (list, tuple):  # a positional list takes one or more arguments: `report A B C`
                 kwargs.update(nargs="+", type=typing.get_args(tp)[0])
                 kwargs.pop("metavar")
-            parser.add_argument(dest, metavar=f.name.upper(), **kwargs)
+            else:  # `--model X` still works: an alias of the positional MODEL
+                alias = {k: v for k, v in kwargs.items() if k not in ("nargs", "default")}
+                alias.update(dest=ALIAS + dest, default=None, help=f"same as {f.name.upper()}")
+                parser.add_argument("--" + f.name.replace("_", "-"), **alias)
+            kwargs["metavar"] = f.name.upper()
+            parser.add_argument(dest, **kwargs)
         else:
             # required flags are checked after --config files are merged (see `parse`)
             parser.add_argument(_flag(f), **kwargs)
+
+
+ALIAS = "_alias."  # argparse dest prefix of a positional's --NAME spelling
+
+
+def _metavar(f: dataclasses.Field) -> str:
+    """`--device DEVICE`, not the nested dest `LOAD.DEVICE`."""
+    return _flag(f).lstrip("-").replace("-", "_").upper()
+
+
+def _merge_aliases(args: argparse.Namespace, strict: bool) -> str | None:
+    """Move each `--NAME X` into its positional NAME. With `strict` (the command line alone), giving both
+    is an error: returns its message."""
+    for key in [k for k in vars(args) if k.startswith(ALIAS)]:
+        value, dest = vars(args).pop(key), key[len(ALIAS) :]
+        if value is None:
+            continue
+        if strict and getattr(args, dest, None) is not None:
+            name = dest.rsplit(".", 1)[-1]
+            return f"{name.upper()} given twice (positional {getattr(args, dest)!r} and --{name} {value!r}); pass one"
+        setattr(args, dest, value)
+    return None
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
@@ -266,12 +296,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                 groups[key] = group.add_subparsers(dest=f"_{key}", metavar="COMMAND", parser_class=_Parser)
                 groups[key].required = True
             holder = key
-        sub = groups[holder].add_parser(leaf, help=cmd.help, description=cmd.help)
+        usage = f"%(prog)s {_usage(cmd.config)}"
+        sub = groups[holder].add_parser(leaf, help=cmd.help, description=cmd.help, usage=usage)
         sub.add_argument("--config", metavar="FILE", help="JSON or TOML file of defaults (flags override it)")
         _add_fields(sub, cmd.config, "", False)
         sub.set_defaults(_command=name)
         leaves[name] = sub
     return parser, leaves
+
+
+def _usage(cls: type) -> str:
+    """`MODEL --out OUT [options]`: the positionals and required flags, the rest listed by --help."""
+    hints = typing.get_type_hints(cls)
+    words = []
+    for f in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[f.name])
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if dataclasses.is_dataclass(tp) or not (required or f.metadata.get("positional")):
+            continue
+        name = f.name.upper()
+        if not f.metadata.get("positional"):
+            words.append(f"{_flag(f)} {_metavar(f)}")
+        elif typing.get_origin(tp) in (list, tuple):
+            words.insert(0, f"{name} [{name} ...]")
+        else:
+            words.insert(0, name if required else f"[{name}]")
+    return " ".join([*words, "[options]"])
 
 
 def _resolve(ref: str):
@@ -287,6 +337,9 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
         parser.print_help(sys.stderr)
         raise SystemExit(2)
     cmd = COMMANDS[args._command]
+    twice = _merge_aliases(args, strict=True)
+    if twice:
+        leaves[args._command].error(twice)
     if args.config:  # the file's values become defaults; flags given on the command line still win
         dests = _dests(cmd.config)
         file_values = _file_defaults(args.config)
@@ -295,6 +348,7 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
             raise ValueError(f"--config {args.config}: unknown keys {unknown}")
         leaves[args._command].set_defaults(**{dests[k]: v for k, v in file_values.items()})
         args = parser.parse_args(argv)
+        _merge_aliases(args, strict=False)  # a --NAME flag wins over the file, like every flag
     missing = [flag for dest, flag in _required(cmd.config).items() if getattr(args, dest, None) is None]
     if missing:
         leaves[args._command].error(f"the following arguments are required: {', '.join(missing)}")

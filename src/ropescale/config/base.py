@@ -43,7 +43,10 @@ class RopeScaling:
     """How to rescale RoPE. Key names are transformers' (`rope_parameters`), so configs round-trip."""
 
     rope_type: str = knob(
-        "none", f"scaling method: one of {', '.join(METHOD_NAMES)} (none = plain RoPE)", flag="--method"
+        "none",
+        "scaling method (none = plain RoPE; the others as transformers names them)",
+        flag="--method",
+        choices=METHOD_NAMES,
     )
     factor: float = knob(1.0, "scale factor s = L'/L (new window / original window), >= 1")
     original_max_position_embeddings: int | None = knob(
@@ -185,7 +188,7 @@ class LoadOptions:
     """How to load a model (shared by every command that loads one)."""
 
     device: str = knob("cpu", "torch device to run on (cpu, cuda, cuda:1, ...)")
-    dtype: str = knob("auto", f"weights dtype: {', '.join(DTYPES)} (auto = float32 on CPU, bfloat16 on GPU)")
+    dtype: str = knob("auto", "weights dtype (auto = float32 on CPU, bfloat16 on GPU)", choices=DTYPES)
     trust_remote_code: bool = knob(
         False, "allow the checkpoint's own Python code to run (off unless you ask)"
     )
@@ -230,7 +233,7 @@ class ExtendConfig:
         "also write a GGUF (llama.cpp) into --out with llama.cpp's converter, checked against the scaling "
         "(pip install 'ropescale[gguf-export]')",
     )
-    gguf_type: str = knob("f16", f"weights type of the --gguf file: {', '.join(GGUF_TYPES)}")
+    gguf_type: str = knob("f16", "weights type of the --gguf file", choices=GGUF_TYPES)
 
     def __post_init__(self) -> None:
         if self.gguf_type not in GGUF_TYPES:

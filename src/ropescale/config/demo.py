@@ -16,7 +16,8 @@ class DemoConfig:
 
     model: str = knob(
         "smollm2-135m",
-        f"one of {', '.join(DEMO_MODELS)}: smollm2-135m = a real model extended x2 (8192 -> 16384) across "
+        choices=DEMO_MODELS,
+        help="smollm2-135m = a real model extended x2 (8192 -> 16384) across "
         "methods, before and after short-sequence fine-tuning; tiny = our small LLaMA extended 8x, what "
         "scale changes",
     )

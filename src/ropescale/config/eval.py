@@ -19,7 +19,7 @@ DATA_HELP = (
 class PplConfig:
     """ropescale eval ppl: sliding-window perplexity (Press et al.) at one or more window lengths."""
 
-    model: str = knob(help=MODEL_HELP)
+    model: str = knob(help=MODEL_HELP, positional=True)
     data: str = knob("pystdlib", DATA_HELP)
     text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
     split: str = knob("test", "split of a hub dataset")
@@ -61,7 +61,7 @@ class PplConfig:
 class PasskeyConfig:
     """ropescale eval passkey: passkey retrieval accuracy by distance k, the effective window k_max."""
 
-    model: str = knob(help=MODEL_HELP)
+    model: str = knob(help=MODEL_HELP, positional=True)
     lengths: list[int] | None = knob(
         None, "prompt lengths in tokens, comma-separated (default: the model's window)"
     )
@@ -96,7 +96,7 @@ class PasskeyConfig:
 class SummarizeConfig:
     """ropescale eval summarize: sample summaries of long documents, ROUGE-1/2/L against references."""
 
-    model: str = knob(help=MODEL_HELP)
+    model: str = knob(help=MODEL_HELP, positional=True)
     data: str = knob(
         help="records with a document and a summary: a .jsonl/.parquet file, a directory of them, or "
         "hf:ORG/NAME[:CONFIG] (e.g. hf:ccdv/govreport-summarization when cached)"
@@ -132,7 +132,7 @@ class SummarizeConfig:
 class HarnessConfig:
     """ropescale eval harness: short-context regression before vs after the scaling."""
 
-    model: str = knob(help=MODEL_HELP)
+    model: str = knob(help=MODEL_HELP, positional=True)
     tasks: list[str] | None = knob(
         None,
         "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only",

@@ -41,9 +41,7 @@ class TheoryConfig:
     eps: float = knob(
         0.0, "figures: ridge eps of the Figure 2 fit (0 = plain least squares, as in the paper)"
     )
-    fit_dtype: str = knob(
-        "float64", f"figures: precision of the Figure 2 solve: {', '.join(THEORY_FIT_DTYPES)}"
-    )
+    fit_dtype: str = knob("float64", "figures: precision of the Figure 2 solve", choices=THEORY_FIT_DTYPES)
     overwrite: bool = knob(False, "replace --figures / --out if they exist")
 
     def __post_init__(self) -> None:

@@ -43,7 +43,8 @@ class TrainOptions:
     )
     passkey_loss: str = knob(
         "document",
-        "passkey documents' loss: document (every token) or answer (only the key's digits; passkey "
+        choices=PASSKEY_LOSSES,
+        help="passkey documents' loss: document (every token) or answer (only the key's digits; passkey "
         "documents then come as whole batches so the answer is not diluted by the other tokens)",
     )
     passkey_min_fill: float = knob(
@@ -65,7 +66,7 @@ class TrainOptions:
     lr: float = knob(2e-5, "peak learning rate")
     warmup_steps: int = knob(20, "linear warmup steps")
     warmup_start: float = knob(0.1, "warmup starts at this fraction of --lr")
-    schedule: str = knob("constant", f"rate after warmup: {', '.join(SCHEDULES)}")
+    schedule: str = knob("constant", "rate after warmup", choices=SCHEDULES)
     min_lr_ratio: float = knob(0.1, "cosine: final rate as a fraction of --lr")
     weight_decay: float = knob(0.0, "AdamW weight decay (matrices only)")
     beta1: float = knob(0.9, "AdamW beta1")
@@ -143,7 +144,7 @@ class PretrainConfig(TrainOptions):
     lr: float = knob(2e-3, "peak learning rate")
     warmup_steps: int = knob(30, "linear warmup steps")
     warmup_start: float = knob(0.0, "warmup starts at this fraction of --lr")
-    schedule: str = knob("cosine", f"rate after warmup: {', '.join(SCHEDULES)}")
+    schedule: str = knob("cosine", "rate after warmup", choices=SCHEDULES)
     weight_decay: float = knob(0.1, "AdamW weight decay (matrices only)")
     max_grad_norm: float = knob(1.0, "clip the global gradient norm to this (0 = off)")
     activation_checkpointing: bool = knob(False, "recompute decoder layers in backward (less memory)")
@@ -175,9 +176,7 @@ class TrainConfig(TrainOptions):
     rope: RopeScaling | None = knob(
         None, "scaling applied before training (--method none --factor S = direct fine-tuning at S x L)"
     )
-    task: str = knob(
-        "lm", f"training objective: {', '.join(TASKS)} (summarize: prompt masked out of the loss)"
-    )
+    task: str = knob("lm", "training objective (summarize: prompt masked out of the loss)", choices=TASKS)
     report_field: str = knob("report", "summarize: record field holding the document")
     summary_field: str = knob("summary", "summarize: record field holding the reference summary")
     max_summary_tokens: int = knob(1000, "summarize: summaries are cut to this many tokens")
@@ -191,7 +190,8 @@ class TrainConfig(TrainOptions):
     )
     positions: str = knob(
         "contiguous",
-        f"position ids of training sequences: {', '.join(POSITION_SCHEMES)} (pose: chunks with random "
+        choices=POSITION_SCHEMES,
+        help="position ids of training sequences (pose: chunks with random "
         "skips so short sequences span the whole target window; Zhu et al. 2023)",
     )
     pose_chunks: int = knob(2, "pose: chunks per sequence (the paper: 2)")
