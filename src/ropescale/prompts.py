@@ -1,4 +1,4 @@
-"""The paper's prompts, verbatim (PAPER.md sections 2.2 and 2.3), shared by evaluation and training."""
+"""The paper's prompts, verbatim (arXiv 2306.15595, sections 3.3 and 3.5), shared by evaluation and training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Passkey-format training documents (the paper's prompt, PAPER.md section 2.2), to mix into training.
+"""Passkey-format training documents (the paper's prompt, arXiv 2306.15595 section 3.3), to mix into training.
 
 A document is the evaluation prompt followed by its answer:
     task \n garbage-prefix \n key line \n garbage-suffix \n question ␣KEY.

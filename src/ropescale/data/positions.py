@@ -1,6 +1,6 @@
 """Position ids of training sequences: contiguous, or PoSE's skip-wise chunks.
 
-PoSE (Zhu et al. 2023, arXiv 2309.10400; PAPER.md section 9) trains a target window L' with sequences of
+PoSE (Zhu et al. 2023, arXiv 2309.10400) trains a target window L' with sequences of
 Lc < L' tokens. Each sequence is cut into N chunks of lengths l_0..l_{N-1} (sum Lc, each >= 1 token; the
 N - 1 cut points are drawn uniformly without replacement from 1..Lc-1), and chunk i gets the consecutive
 ids u_i + st_i, u_i + st_i + 1, ... with st_i = l_0 + ... + l_{i-1} and skip biases u_0 = 0,

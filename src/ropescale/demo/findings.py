@@ -1,4 +1,4 @@
-"""The paper's six findings (PAPER.md section 3), each checked against a demo's numbers.
+"""The paper's six findings (arXiv 2306.15595, section 3), each checked against a demo's numbers.
 
 Every check states its rule in its text, so the summary says exactly what "holds" means here. The rules
 are fixed in advance (not fitted to any run):

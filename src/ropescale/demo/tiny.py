@@ -1,4 +1,4 @@
-"""The tiny-model demo: the paper's experiment in miniature (PAPER.md section 3).
+"""The tiny-model demo: the paper's experiment in miniature (arXiv 2306.15595, section 3).
 
 A small LLaMA trained at window L (shipped with ropescale, made by `ropescale pretrain`; its command is in
 its ropescale.json) is extended to 8L four ways, with the same data and the same steps:

@@ -1,4 +1,4 @@
-"""Short-context regression (PI paper section 3.4, PAPER.md 2.4): does extending the window hurt the
+"""Short-context regression (PI paper arXiv 2306.15595, section 3.4): does extending the window hurt the
 model inside its ORIGINAL window?
 
 Both checks run on the model as given (before) and again after the scaling flags are applied (after):

@@ -1,4 +1,4 @@
-"""Passkey retrieval (Mohtashami & Jaggi 2023; PI paper section 3.3, PAPER.md 2.2).
+"""Passkey retrieval (Mohtashami & Jaggi 2023; PI paper arXiv 2306.15595, section 3.3).
 
 The prompt is the paper's, verbatim (`ropescale.prompts`), with its lines joined by "\\n":
 task, filler, key line, filler, question. It is built in TOKEN space so that its length is exactly the

@@ -1,4 +1,4 @@
-"""Sliding-window perplexity (Press et al. 2022), the protocol of the PI paper (PAPER.md section 2.1).
+"""Sliding-window perplexity (Press et al. 2022), the protocol of the PI paper (arXiv 2306.15595, section 3.2).
 
 A document of N tokens x_0..x_{N-1} has N-1 targets x_1..x_{N-1} (x_0 has no context). With window L and
 stride S, windows are laid out by their END position e (tokens [max(0, e-L), e)):
@@ -13,7 +13,7 @@ it in its window), so each full chunk scores L-1 tokens; a final partial chunk s
 scores its own tokens with context from the chunk before. S > L is refused. Documents shorter than L are scored
 in one window with all the context they have (counted as `short_docs` in the result).
 Corpus perplexity = exp(total NLL / total scored tokens): token-weighted over all documents, not a mean
-of per-window or per-document means (PAPER.md 5.5). Documents are tokenised once with the tokenizer's own
+of per-window or per-document means (as YaRN, arXiv 2309.00071, evaluates PI). Documents are tokenised once with the tokenizer's own
 special tokens (LLaMA's adds BOS at the start of each document, not of each window).
 
 Speed and memory: the model body runs on whole windows, but the LM head (and log-softmax) only on the

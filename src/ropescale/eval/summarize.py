@@ -1,4 +1,4 @@
-"""Long-document summarization with ROUGE (PI paper section 3.5, PAPER.md 2.3), the evaluation half.
+"""Long-document summarization with ROUGE (PI paper arXiv 2306.15595, section 3.5), the evaluation half.
 
 Each record has a document (`report`) and a reference summary (`summary`). The prompt is the paper's
 (`ropescale.prompts`), built in token space: prefix, the document cut to its first `max_input_tokens`

@@ -1,5 +1,5 @@
 """Markdown tables in the paper's layout: one row per model / method / window, one column per evaluation
-length (PAPER.md section 3). Cells a result does not cover are "-"."""
+length (arXiv 2306.15595, Tables 1-4). Cells a result does not cover are "-"."""
 
 from __future__ import annotations
 

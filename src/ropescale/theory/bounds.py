@@ -1,4 +1,4 @@
-"""The paper's bounds on the attention score a(s) = Re sum_j h_j e^{i s theta_j} (PAPER.md section 4).
+"""The paper's bounds on the attention score a(s) = Re sum_j h_j e^{i s theta_j} (arXiv 2306.15595, section 2.3 and Appendices A-C).
 
 Notation: d = rotary head dimension, c = RoPE base, theta_j = c^(-2j/d) for j in [0, d/2), s = relative
 distance m - n, h_j = (q_j + i q_{j+d/2})(k_j - i k_{j+d/2}) in transformers' rotate_half layout. Everything

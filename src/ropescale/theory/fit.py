@@ -1,4 +1,4 @@
-"""The Figure 2 experiment (paper Appendix C.1; PAPER.md 4.4): fit random targets with the RoPE basis.
+"""The Figure 2 experiment (arXiv 2306.15595, Appendix C.1): fit random targets with the RoPE basis.
 
 Features are sin(s theta_j) and cos(s theta_j) for the d/2 frequencies (d features in all), targets are
 i.i.d. N(0, 1) at the integer distances s = 0..L-1, and the coefficients minimise

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning (optional extra `lora`: peft). Following LongLoRA (PAPER.md section 5.10), the
+"""LoRA fine-tuning (optional extra `lora`: peft). Following LongLoRA (Chen et al. 2023, arXiv 2309.12307), the
 embeddings and normalisation layers are trained too, which its authors found necessary for long context.
 The adapters are merged into the weights when the final checkpoint is saved, so it is a plain model."""
 

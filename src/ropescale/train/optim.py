@@ -1,6 +1,6 @@
 """AdamW and the learning-rate schedule.
 
-The paper's recipe (PAPER.md section 1.4): AdamW with betas (0.9, 0.95), weight decay 0, linear warmup over
+The paper's recipe (arXiv 2306.15595, section 3.1): AdamW with betas (0.9, 0.95), weight decay 0, linear warmup over
 20 steps starting from 10% of the peak rate, then (unstated in the paper, presumably) constant. `cosine`
 decays to `min_lr_ratio` of the peak after the warmup, which suits pre-training from scratch.
 """

@@ -1,0 +1,63 @@
+"""The snippets in docs/api.md and docs/quickstart.md (pasted into the README) run as written, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _block(page: str, language: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / "docs" / page).read_text(), re.S)
+    assert len(blocks) == 1, f"docs/{page}: expected one ```{language} block"
+    return blocks[0]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_api_snippet(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", _block("api.md", "python")],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    ppls, k_max = result.stdout.strip().rsplit("] ", 1)
+    ppl = json.loads((tmp_path / "runs/api/pi2/config.json").read_text())
+    assert ppl["rope_parameters"]["rope_type"] == "linear" and ppl["rope_parameters"]["factor"] == 2.0
+    values = [float(x) for x in ppls.strip("[").split(",")]
+    assert len(values) == 2 and all(v > 1 for v in values)
+    assert k_max == "None" or 0 <= int(k_max) <= 512
+
+
+@pytest.mark.slow  # five CLI processes (each imports torch and transformers): ~1 min on 2 cores
+def test_quickstart_commands(tmp_path):
+    """Each line of the quickstart, with `ropescale` this checkout's CLI and MODEL the shipped tiny model."""
+    from ropescale import TINY_MODEL
+
+    script = _block("quickstart.md", "sh")
+    prelude = f'ropescale() {{ {shlex.quote(sys.executable)} -m ropescale "$@"; }}\nset -e\n'
+    env = dict(_env(), MODEL=TINY_MODEL)
+    result = subprocess.run(
+        ["bash", "-c", prelude + script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    ppl = json.loads((tmp_path / "runs/qs/ppl.json").read_text())
+    assert [r["length"] for r in ppl["lengths"]] == [256, 512] and ppl["model"]["method"] == "linear"
+    passkey = json.loads((tmp_path / "runs/qs/passkey.json").read_text())
+    assert passkey["model"]["window"] == 512
+    assert (tmp_path / "runs/qs/report/report.md").is_file()
