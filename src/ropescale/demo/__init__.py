@@ -31,7 +31,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     io.check_out_dir(cfg.out, cfg.overwrite)
     with io.atomic_dir(cfg.out, cfg.overwrite) as tmp, tqdm(desc="demo", unit="stage", disable=None) as bar:
 
-        def stage(text: str) -> None:
+        def stage(text: str, total: int | None = None) -> None:  # total: how many stages (for the ETA)
+            if total is not None:
+                bar.total = total
             bar.set_description(f"demo: {text}")
             bar.update(1)
 

@@ -119,7 +119,12 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
 
     b = QUICK if quick else FULL if full else CORE
     L, S = b.window, b.window * b.factor
-    stage(f"{MODEL}: the GGUF as a transformers checkpoint (converted once, cached in {cache})")
+    runs = {"pi": ("linear", b.pi_positions), "direct": ("none", "pose")}
+    if b.control:
+        runs["yarn"] = ("yarn", b.pi_positions)
+    untuned = ("linear", "ntk", "yarn")
+    stages = 3 + len(untuned) + b.control + 2 * len(runs) * len(b.checkpoints) + 1  # + report (write_real)
+    stage(f"{MODEL}: the GGUF as a transformers checkpoint (converted once, cached in {cache})", stages)
     base = converted(MODEL, cache)
     tokenizer = AutoTokenizer.from_pretrained(base)
     stage("fine-tuning and held-out texts")
@@ -139,7 +144,6 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
 
     stage(f"base model at {L} and {S} (plain RoPE: extrapolation beyond {L})")
     evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None)
-    untuned = ("linear", "ntk", "yarn")
     for method in untuned:
         stage(f"{method} x{b.factor} without fine-tuning")
         evaluate(Row(f"{method}_noft", f"{_name(method)} x{b.factor}, no fine-tuning", method, b.factor, 0),
@@ -151,9 +155,6 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
         short = dataclasses.replace(ev, truncate_to=L, rows=[], passkey_depths=None)
         row.ppl[L] = short.evaluate(Row("dynamic_L", "dynamic NTK at L", "dynamic", b.factor, 0), base,
                                     spec("dynamic"), [L]).ppl[L]  # fmt: skip
-    runs = {"pi": ("linear", b.pi_positions), "direct": ("none", "pose")}
-    if b.control:
-        runs["yarn"] = ("yarn", b.pi_positions)
     train_info = {}
     for name, (method, positions) in runs.items():
         rope = spec(method)
