@@ -181,7 +181,9 @@ def check_sdpa_flash(ctx: Ctx) -> dict[str, Any]:
     }
     if not ctx.cuda:
         r["note"] = "dry run: the MATH backend (no flash kernel on the CPU); only the code path is checked"
-    eligible = all(r[k]["eligible"] for k in ("bare_call", "model_contiguous_positions", "model_pose_positions"))
+    eligible = all(
+        r[k]["eligible"] for k in ("bare_call", "model_contiguous_positions", "model_pose_positions")
+    )
     r["status"] = "ok" if eligible else "fail"
     return r
 
@@ -277,7 +279,9 @@ def check_train_gpu_vs_cpu(ctx: Ctx) -> dict[str, Any]:
     if ctx.cuda:
         bf16 = _train(ctx, "train-gpu-bf16", ctx.device, "auto", steps)  # fp32 weights + bf16 autocast
         r["gpu_bf16_autocast"] = bf16["losses"]
-        r["bf16_max_rel_vs_fp32"] = max(_rel(a, b) for a, b in zip(bf16["losses"], cpu["losses"], strict=True))
+        r["bf16_max_rel_vs_fp32"] = max(
+            _rel(a, b) for a, b in zip(bf16["losses"], cpu["losses"], strict=True)
+        )
         r["bf16_tokens_per_s"] = bf16["summary"]["tokens_per_s"]
         ok = ok and r["bf16_max_rel_vs_fp32"] <= BF16_REL
     r["tolerance"] = {"fp32": FP32_REL, "bf16": BF16_REL}
@@ -431,7 +435,7 @@ def pi_step(ctx: Ctx, length: int, steps: int, measured: float) -> dict[str, Any
     from ropescale.models import compat, scale_model
     from ropescale.train.loss import CausalLMLoss
 
-    lm = _smollm2(ctx, layers=2 if ctx.small else None)
+    lm = _smollm2(ctx, layers=2, window=length // 2) if ctx.small else _smollm2(ctx)  # small: PI x2
     window = int(lm.config.max_position_embeddings)
     scale_model(lm, RopeScaling("linear", length / window, original_max_position_embeddings=window))
     lm.train()
@@ -447,7 +451,7 @@ def pi_step(ctx: Ctx, length: int, steps: int, measured: float) -> dict[str, Any
         (total / count).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(total / count)
+        return float((total / count).detach())
 
     first = step()  # warm-up (allocations, kernel choice)
     _sync()
@@ -475,9 +479,6 @@ def pi_step(ctx: Ctx, length: int, steps: int, measured: float) -> dict[str, Any
         "loss_first_last": [first, last],
         "finite": math.isfinite(first) and math.isfinite(last),
     }
-    del lm, root, opt
-    if ctx.cuda:
-        torch.cuda.empty_cache()
     return r
 
 
@@ -489,6 +490,8 @@ def check_smollm2_pi_step(ctx: Ctx, lengths: list[int]) -> dict[str, Any]:
             skipped.append(length)
             continue
         rows.append(pi_step(ctx, length, 1 if ctx.small else 3, measured))
+        if ctx.cuda:  # the step's model and optimizer are gone with its frame
+            torch.cuda.empty_cache()
     return {
         "matmul_tflops_measured": measured,
         "peak_tflops": PEAK_TFLOPS,

@@ -15,8 +15,8 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 
 def check_writable(out: Path, flag: str = "--out") -> None:

@@ -29,7 +29,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-
 WAIT_TIMEOUT = timedelta(days=7)  # rank 0 alone packing a large corpus or training a tokenizer
 CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA's reproducibility notes)
 
