@@ -45,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# the resume check's --deterministic runs need cuBLAS's deterministic workspace, which is read when CUDA
+# first creates a cuBLAS handle: set for the whole process, before anything touches the GPU
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 SRC = Path(__file__).resolve().parents[1] / "src"
 if SRC.is_dir() and str(SRC) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(SRC))
@@ -103,6 +106,7 @@ def check_versions(ctx: Ctx) -> dict[str, Any]:
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "environment": io.environment(ctx.device),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     }
     if ctx.cuda:
         p = torch.cuda.get_device_properties(0)

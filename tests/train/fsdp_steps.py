@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
     state = dist.model_state(root, d)
     if d.main:
         params = {"type": type(p).__name__, "dtype": str(p.dtype), "device": str(local.device)}
-        save_file({k: v.contiguous() for k, v in state.items()}, str(out.with_suffix(".safetensors")))
+        save_file({k: v.clone() for k, v in state.items()}, str(out.with_suffix(".safetensors")))
         out.write_text(json.dumps({"losses": losses, "params": params, "world": d.world}))
     if "--old-scheme" in flags:  # its gloo shutdown hangs after the result is written: leave at once
         sys.stdout.flush()
