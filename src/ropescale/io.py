@@ -127,8 +127,9 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
 
 
-def environment() -> dict[str, str]:
-    """Versions that a result depends on, recorded in every result file."""
+def environment(device: Any = None) -> dict[str, str]:
+    """Versions that a result depends on, recorded in every result file. `device`: the one the work ran
+    on (a CPU run on a GPU machine records cpu); None: the first GPU if there is one."""
     import torch
     import transformers
 
@@ -140,6 +141,17 @@ def environment() -> dict[str, str]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu",
+        "device": _device_name(device),
         "torch_threads": str(torch.get_num_threads()),
     }
+
+
+def _device_name(device: Any) -> str:
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device.type
+    return f"cuda:{torch.cuda.get_device_name(device)}"

@@ -86,6 +86,11 @@ class TrainOptions:
     resume: bool = knob(False, "continue from the newest checkpoint in --out (same rope, data and batch)")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     seed: int = knob(0, "seed for initialisation, data order and passkey documents")
+    deterministic: bool = knob(
+        False,
+        "deterministic GPU kernels (torch.use_deterministic_algorithms + cuBLAS workspace): a resumed GPU "
+        "run is then bit-identical to an uninterrupted one, at some speed (CPU runs always are; docs/gpu.md)",
+    )
     cache_dir: Path | None = knob(None, "cache for packed token files (default: OUT/.cache)")
     load: LoadOptions = knob(LoadOptions(), "loading")
 

@@ -116,7 +116,9 @@ def clean_debris(out: Path) -> list[Path]:
     return sorted(found)
 
 
-def rng_state() -> dict[str, Any]:
+def rng_state(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The CPU, numpy and Python RNG states, and on a GPU the CUDA RNG state of that one device (a CPU
+    run never touches CUDA, and a resume with fewer visible GPUs has each rank's own state to restore)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     numpy = {
         "kind": kind,
@@ -125,18 +127,23 @@ def rng_state() -> dict[str, Any]:
         "gauss": (has_gauss, gauss),
     }
     state = {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    device = torch.device(device)
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+    """Restore `rng_state`'s record; its CUDA state (if any) goes to `device` when that is a GPU and is
+    ignored on the CPU (where nothing draws from it)."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], *n["gauss"]))
     random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    device = torch.device(device)
+    cuda = state.get("cuda")
+    if device.type == "cuda" and isinstance(cuda, torch.Tensor):  # older checkpoints: a list of all GPUs'
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -195,8 +202,10 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str,
     """(model state, optimizer state, trainer state, per-rank RNG states) of one checkpoint."""
     path = Path(path)
     model = _read(path / "model.safetensors", lambda f: load_file(str(f)))
-    optimizer = _read(path / "optimizer.pt", lambda f: torch.load(f, weights_only=True))
-    rngs = _read(path / "rng.pt", lambda f: torch.load(f, weights_only=True))
+    # on the CPU whatever device wrote them (a GPU run resumes on a machine without one, and no rank of a
+    # torchrun resume puts the whole state on cuda:0); the loaders move each piece to its device
+    optimizer = _read(path / "optimizer.pt", lambda f: torch.load(f, weights_only=True, map_location="cpu"))
+    rngs = _read(path / "rng.pt", lambda f: torch.load(f, weights_only=True, map_location="cpu"))
     return model, optimizer, trainer_state(path), rngs
 
 

@@ -161,7 +161,7 @@ def save_checkpoint(job: Job) -> None:
     """All ranks gather the full state; rank 0 writes it."""
     model = dist.model_state(job.root, job.d)
     optim = dist.optimizer_state(job.root, job.optimizer, job.d)
-    rngs = [checkpoint.rng_state()]
+    rngs = [checkpoint.rng_state(job.d.device)]
     if job.d.sharded:
         gathered: list[Any] = [None] * job.d.world
         torch.distributed.all_gather_object(gathered, rngs[0])
@@ -195,7 +195,7 @@ def restore(job: Job, path: Path) -> None:
     job.sampler.load_state_dict(trainer["sampler"])
     job.step, job.tokens_seen = int(trainer["step"]), int(trainer["tokens_seen"])
     job.max_position = int(trainer.get("max_position", -1))
-    checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0])
+    checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0], job.d.device)
     metrics = job.out / "metrics.jsonl"
     if metrics.is_file():  # drop lines from after the checkpoint (they will be redone)
         rows = [(line, row) for line, row in _metrics(metrics) if row["step"] <= job.step]

@@ -5,6 +5,11 @@ then run over chunks of `chunk` positions: logits (chunk, V) in float32, the sum
 pass, the gradients with respect to h and to the output weight (softmax - one-hot, times W or h). Backward
 only scales those stored gradients, so nothing is recomputed and peak memory holds one chunk of logits
 instead of B*T*V (SmolLM2 at 4096 tokens: 0.8 GB of float32 logits, twice over with their gradient).
+Under torch.no_grad() (validation) no gradient is built: only the logits and the loss.
+
+Precision: the three matmuls (logits, grad h, grad W) run in the autocast dtype when autocast is on, like
+every other linear layer under autocast, and in float32 otherwise; the softmax, the loss sum and the
+weight gradient's sum over chunks are always float32.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ class _ChunkedLinearCE(torch.autograd.Function):
     """sum_i CE(h_i W^T, y_i) over rows with y_i != -100. h: (N, D), W: (V, D), y: (N,) -> scalar fp32."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, labels, chunk):
-        want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    def forward(ctx, hidden, weight, labels, chunk, grads):
+        # forward always runs with grad mode off and needs_input_grad ignores torch.no_grad(), so the
+        # caller's grad mode comes in as `grads`
+        want_h, want_w = grads and ctx.needs_input_grad[0], grads and ctx.needs_input_grad[1]
+        on = hidden.device.type
+        cast = torch.get_autocast_dtype(on) if torch.is_autocast_enabled(on) else None
         grad_h = torch.empty_like(hidden) if want_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_w else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
@@ -48,8 +57,8 @@ class _ChunkedLinearCE(torch.autograd.Function):
             probs.mul_(valid[:, None])  # d(sum CE)/d(logits), (c, V) float32
             if want_h:
                 grad_h[start : start + chunk] = probs.to(hidden.dtype) @ weight
-            if want_w:
-                grad_w.addmm_(probs.T, h.float())
+            if want_w:  # (V, c) @ (c, D) in the compute dtype, summed over chunks in float32
+                grad_w += probs.T.to(cast) @ h.to(cast) if cast is not None else probs.T @ h.float()
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return total
@@ -61,7 +70,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
             grad_h = grad_h * grad_out.to(grad_h.dtype)
         if grad_w is not None:
             grad_w = (grad_w * grad_out).to(ctx.weight_dtype)
-        return grad_h, grad_w, None, None
+        return grad_h, grad_w, None, None, None
 
 
 def chunked_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk: int = 1024):
@@ -72,7 +81,7 @@ def chunked_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Te
     shifted = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE)], dim=1)
     flat_h = hidden.reshape(-1, hidden.shape[-1])
     flat_y = shifted.reshape(-1)
-    total = _ChunkedLinearCE.apply(flat_h, weight, flat_y, chunk)
+    total = _ChunkedLinearCE.apply(flat_h, weight, flat_y, chunk, torch.is_grad_enabled())
     return total, (flat_y != IGNORE).sum()
 
 

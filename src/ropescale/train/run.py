@@ -112,7 +112,12 @@ def _open_work(start: Start, cfg: TrainOptions, d: dist.Dist) -> None:
         if start.seed_from is not None:
             _link_run(start.seed_from, start.work)
         start.work.mkdir(parents=True, exist_ok=True)
-    dist.barrier(d)
+    dist.wait_for_main(d)
+    if not start.work.is_dir():  # another node: rank 0 made it on a filesystem this one does not see
+        raise ValueError(
+            f"--out {start.out}: rank {d.rank} does not see {start.work}, which rank 0 made; a multi-node "
+            "run needs --out (and --cache-dir) on a filesystem that every node shares"
+        )
 
 
 def _link_run(done: Path, work: Path) -> None:
@@ -149,7 +154,7 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     from ..models.prepare import prepare_model
 
     start = _start_out(cfg)
-    d = dist.init(cfg.load.device)
+    d = dist.init(cfg.load.device, cfg.deterministic)
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
     if d.sharded:  # each rank reads the model on CPU; fully_shard moves its shard to the device
         load = dataclasses.replace(load, device="cpu")
@@ -213,7 +218,7 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     )  # fmt: skip
     tiny_config(cfg.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
     start = _start_out(cfg)
-    d = dist.init(cfg.load.device)
+    d = dist.init(cfg.load.device, cfg.deterministic)
     _open_work(start, cfg, d)
     with _cleanup_on_failure(start, d):
         tokenizer = _pretrain_tokenizer(cfg, start.work, d)
@@ -246,7 +251,7 @@ def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
         tok.save_pretrained(tmp)
         tmp.chmod(0o755)
         os.replace(tmp, saved)
-    dist.barrier(d)
+    dist.wait_for_main(d)
     return PreTrainedTokenizerFast.from_pretrained(saved)
 
 
@@ -270,7 +275,7 @@ def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist, work: P
     )
     cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else work / ".cache"
     packed = pack(request, tokenizer, cache) if d.main else None
-    dist.barrier(d)
+    dist.wait_for_main(d)
     return packed if packed is not None else pack(request, tokenizer, cache)
 
 
@@ -309,8 +314,10 @@ def _job(
         positions,
     )
     root = CausalLMLoss(lm, cfg.loss_chunk)
-    gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"  # fp32 weights, bf16 compute
-    dist.shard(root, lm, d, torch.bfloat16 if gpu_bf16 and d.sharded else None)
+    # one precision scheme for 1 and N processes (train/dist.py): fp32 weights, grads and optimizer
+    # state, and on a GPU with --dtype auto, bf16 autocast
+    gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"
+    dist.shard(root, lm, d)
     if not d.sharded:
         root.to(d.device)
     optimizer = make_optimizer(root, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
@@ -332,7 +339,7 @@ def _job(
         keep=cfg.keep_checkpoints,
         eval_every=cfg.eval_every,
         fingerprint=_fingerprint(cfg, spec, packed, seq_len, positions),
-        autocast_dtype=torch.bfloat16 if gpu_bf16 and not d.sharded else None,
+        autocast_dtype=torch.bfloat16 if gpu_bf16 else None,
     )
 
 
@@ -370,7 +377,7 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
         elif d.main:  # a resumed run keeps the record of how it started
             io.write_json(
                 work / "train_config.json",
-                {"command": command, "config": cfg, "environment": io.environment()},
+                {"command": command, "config": cfg, "environment": io.environment(d.device)},
             )
         dist.barrier(d)
         result = loop.fit(job)
@@ -398,7 +405,7 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
         }
         if d.main:  # the finished run replaces --out in one rename
             io.write_json(
-                work / "ropescale.json", {**summary, "config": cfg, "environment": io.environment()}
+                work / "ropescale.json", {**summary, "config": cfg, "environment": io.environment(d.device)}
             )
             dist.test_kill_point("final-swap", job.step)
             io.replace_dir(work, Path(cfg.out))
