@@ -42,6 +42,7 @@ def train_batch() -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.full_like(ids, -100)
     for r, n in enumerate(SCORED):
         labels[r, SEQ - n :] = ids[r, SEQ - n :]
+    labels[2] = ids[2]  # a whole text row: position 0 carries a label too, but it is no target
     return ids, labels
 
 
