@@ -165,10 +165,15 @@ def _run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str,
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
     seconds = time.perf_counter() - start
-    failed = [ln for ln in done.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+    lines = done.stdout.splitlines()
+    failed = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
+    failed += [ln for ln in lines if ln.startswith("E ")][:1]  # the first assertion: why it failed
     if done.returncode == 0:
         return "survived", seconds, ""
-    return ("killed" if done.returncode == 1 else "error"), seconds, "; ".join(failed)[:500]
+    detail = "; ".join(failed)[:500]
+    if done.returncode != 1 or "TimeoutExpired" in detail:  # a test's own timeout is no verdict
+        return "error", seconds, detail
+    return "killed", seconds, detail
 
 
 def _apply(copy: Path, mut: Mutation) -> tuple[Path, str]:
