@@ -95,7 +95,7 @@ MUTATIONS = [
       [("list_checkpoints(out)[:-keep] if keep > 0", "list_checkpoints(out)[: -keep - 1] if keep > 0")],
       [RESUME]),
     m("loss-backward-ignores-grad-out", "train/loss.py",
-      [("            grad_h = grad_h * grad_out.to(grad_h.dtype)\n", "")],
+      [("grad_h = grad_h * grad_out.to(grad_h.dtype)", "grad_h = grad_h.clone()")],
       ["tests/train/test_loss_optim.py", GRAD1]),
     m("loss-unshifted-labels", "train/loss.py",
       [("    shifted = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE)], dim=1)\n",
