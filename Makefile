@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo demo-full demo-tiny lint docs clean bench-eval bench-pose
+.PHONY: setup test test-fast demo demo-full demo-tiny lint docs clean bench-eval bench-pose mutate
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-pose: setup
 # the flags tables in docs/*.md, regenerated from the config dataclasses (tests/test_docs.py checks them)
 docs: setup
 	$(BIN)/python tools/gen_docs.py
+
+# plants one bug at a time in a copy of src/ and runs the tests meant to catch it (tens of minutes; not CI)
+mutate: setup
+	$(BIN)/python tools/mutate.py $(MUTATE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

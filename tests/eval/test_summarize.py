@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,15 +34,21 @@ def test_rouge_hand_computed():
     assert agg["rouge1"]["f"] == pytest.approx(100 * 2 / 3)
     assert agg["rouge1"]["p"] == pytest.approx(100 * (1 + 2 / 3) / 2)
     assert agg["rouge2"]["f"] == pytest.approx(100 * (0.8 / 1.4 + 0.5) / 2)
-    lo, hi = agg["rouge2"]["ci95"]
-    assert 50 - 1e-9 <= lo <= agg["rouge2"]["f"] <= hi <= 100 * 0.8 / 1.4 + 1e-9
+    lo, hi = agg["rouge2"]["ci95"]  # resamples {a, a}, {a, b}, {b, b}: the two documents' scores
+    assert lo == pytest.approx(50) and hi == pytest.approx(100 * 0.8 / 1.4) and lo < agg["rouge2"]["f"] < hi
 
 
 def test_nucleus_keeps_smallest_set_reaching_top_p():
+    # cumulative mass by rank: 0.5, 0.8, 0.95, 1.0. Every top_p sits well away from a cumulative value
+    # (an exact tie such as top_p = 0.95 would turn on one float32 rounding unit)
     probs = torch.tensor([0.05, 0.5, 0.15, 0.3])
-    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.95)  # 0.5 + 0.3 + 0.15 = 0.95 reaches it
+    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.9)  # 0.8 < 0.9: the third token is needed
     torch.testing.assert_close(got, torch.tensor([0.0, 0.5, 0.15, 0.3]) / 0.95)
-    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.5)
+    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.97)  # 0.95 < 0.97: all four
+    torch.testing.assert_close(got, probs / probs.sum())
+    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.7)
+    torch.testing.assert_close(got, torch.tensor([0.0, 0.5, 0.0, 0.3]) / 0.8)
+    got = nucleus_probs(probs.log(), temperature=1.0, top_p=0.4)
     torch.testing.assert_close(got, torch.tensor([0.0, 1.0, 0.0, 0.0]))
     # temperature 0.5 squares the probabilities before renormalising
     got = nucleus_probs(probs.log(), temperature=0.5, top_p=1.0)
@@ -81,6 +88,10 @@ def test_cli_end_to_end_on_example_data(tiny_char_dir, tmp_path, capsys):
     scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
     f = [scorer.score(d["reference"], d["prediction"])["rouge1"].fmeasure for d in r["per_document"]]
     assert r["rouge"]["rouge1"]["f"] == pytest.approx(100 * sum(f) / 3)
+    from ropescale.eval.common import bootstrap_ci  # the interval comes from these per-document scores
+
+    scores = np.array([100 * d["rouge"]["rouge1"]["f"] for d in r["per_document"]])
+    assert r["rouge"]["rouge1"]["ci95"] == pytest.approx(list(bootstrap_ci(scores, np.ones(3))))
     assert main([str(a) for a in argv[:-2]] + ["--out", str(tmp_path / "t.json")]) == 0
     again = json.loads((tmp_path / "t.json").read_text())
     assert [d["prediction"] for d in again["per_document"]] == [d["prediction"] for d in r["per_document"]]

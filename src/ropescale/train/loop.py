@@ -262,6 +262,7 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
             if metrics is not None:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
+            dist.test_kill_point("step", job.step)  # tests: a kill between checkpoints
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
             bar.update(1)
             if job.save_every and (job.step % job.save_every == 0 or job.step == job.steps):

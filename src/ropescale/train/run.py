@@ -155,6 +155,7 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
 
     start = _start_out(cfg)
     d = dist.init(cfg.load.device, cfg.deterministic)
+    torch.manual_seed(cfg.seed)  # dropout and LoRA's initialisation follow --seed (the same on every rank)
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
     if d.sharded:  # each rank reads the model on CPU; fully_shard moves its shard to the device
         load = dataclasses.replace(load, device="cpu")
