@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import RopeScaling
-from ..rope import compute_freqs, ntk_base
+from ..rope import METHODS, compute_freqs, reading
 from . import compat
 
 PROVENANCE_KEY = "ropescale"
@@ -58,27 +58,12 @@ def rope_state(config: Any) -> RopeState:
     mine = getattr(config, PROVENANCE_KEY, None)
     if isinstance(mine, dict) and "scaling" in mine:
         return RopeState(RopeScaling.from_dict(mine["scaling"]), float(mine["rope_theta"]), dim)
-    rope_type = params["rope_type"]
-    base = float(params["rope_theta"])
+    method = reading(params["rope_type"])
+    if method is None:
+        raise NotRopeModelError(f"rope_type {params['rope_type']!r} is not one ropescale can read or scale")
     max_pos = int(getattr(config, "max_position_embeddings", 0) or 0) or None
-    keys = {f.name for f in dataclasses.fields(RopeScaling)}
-    extra = {
-        k: v for k, v in params.items() if k in keys and k not in ("rope_type", "factor") and v is not None
-    }
-    if rope_type == "default":
-        spec = RopeScaling("none", 1.0, max_pos)
-    elif rope_type == "linear":
-        factor = float(params["factor"])
-        spec = RopeScaling("linear", factor, None if max_pos is None else round(max_pos / factor))
-    elif rope_type == "dynamic":
-        spec = RopeScaling("dynamic", float(params["factor"]), max_pos)
-    elif rope_type in ("yarn", "longrope", "llama3"):
-        orig = params.get("original_max_position_embeddings") or max_pos
-        factor = params.get("factor") or (max_pos / orig if max_pos and orig else 1.0)
-        extra["original_max_position_embeddings"] = orig
-        spec = RopeScaling(rope_type, float(factor), **extra)
-    else:
-        raise NotRopeModelError(f"rope_type {rope_type!r} is not one ropescale can read or scale")
+    spec = RopeScaling(**method.from_transformers(params, max_pos))
+    base = float(params["rope_theta"])
     return RopeState(spec, base, dim)
 
 
@@ -87,23 +72,11 @@ def transformers_rope(
 ) -> tuple[dict[str, Any], int]:
     """The rope_parameters dict and max_position_embeddings that make stock transformers compute `spec`.
     `ntk` becomes a plain base change; `dynamic` reads max_position_embeddings as the original window L,
-    every other method as the new window L'."""
-    orig = spec.require_original()
-    params: dict[str, Any] = {"rope_theta": float(base)}
-    if spec.rope_type == "none":
-        params["rope_type"] = "default"
-    elif spec.rope_type == "ntk":
-        params.update(rope_type="default", rope_theta=ntk_base(rotary_dim, base, spec.factor))
-    else:
-        params.update(spec.to_dict())
-        if spec.rope_type in ("linear", "dynamic"):
-            params.pop("original_max_position_embeddings", None)
-        if spec.rope_type == "llama3":  # transformers requires both keys
-            params["low_freq_factor"] = spec.low_freq_factor_or_default
-            params["high_freq_factor"] = spec.high_freq_factor_or_default
+    every other method as the new window L' (the method's record in rope/methods.py says which)."""
+    params, window = METHODS[spec.rope_type].to_transformers(spec, base, rotary_dim)
     if partial is not None:
         params["partial_rotary_factor"] = partial
-    return params, orig if spec.rope_type == "dynamic" else spec.new_window
+    return params, window
 
 
 def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
@@ -117,11 +90,7 @@ def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
-    if spec.rope_type == "longrope" and len(spec.long_factor) != state.rotary_dim // 2:
-        raise ValueError(
-            f"--long-factor/--short-factor need head_dim/2 = {state.rotary_dim // 2} values for this model, "
-            f"got {len(spec.long_factor)}"
-        )
+    METHODS[spec.rope_type].check(spec, state.rotary_dim)
     partial = (compat.rope_parameters(config) or {}).get("partial_rotary_factor")
     params, window = transformers_rope(spec, state.base, state.rotary_dim, partial)
     compat.set_rope_parameters(config, params, window)
