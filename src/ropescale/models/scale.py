@@ -79,9 +79,18 @@ def transformers_rope(
     return params, window
 
 
-def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
-    """Set `spec` on a config (in place), relative to the config's unscaled base and original window.
-    Returns the spec with L resolved."""
+@dataclasses.dataclass(frozen=True)
+class ScalingPlan(RopeState):
+    """Everything scaling a model will do, computed from its config alone (no weights): the resolved spec
+    (L filled in), the unscaled base and rotary dim it is relative to, and what transformers will read."""
+
+    rope_parameters: dict[str, Any]
+    max_position_embeddings: int
+
+
+def plan_scaling(config: Any, spec: RopeScaling) -> ScalingPlan:
+    """Plan `spec` for a model with this config (not modified), relative to its unscaled base and original
+    window, and validate it against the model. Raises ValueError naming the flag."""
     state = rope_state(config)
     spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
     window = int(getattr(config, "max_position_embeddings", 0) or 0)
@@ -92,45 +101,70 @@ def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
         )
     METHODS[spec.rope_type].check(spec, state.rotary_dim)
     partial = (compat.rope_parameters(config) or {}).get("partial_rotary_factor")
-    params, window = transformers_rope(spec, state.base, state.rotary_dim, partial)
-    compat.set_rope_parameters(config, params, window)
-    setattr(config, PROVENANCE_KEY, {"scaling": spec.to_dict(), "rope_theta": state.base})
-    return spec
+    params, max_pos = transformers_rope(spec, state.base, state.rotary_dim, partial)
+    return ScalingPlan(spec, state.base, state.rotary_dim, params, max_pos)
 
 
-def scale_model(model: nn.Module, spec: RopeScaling) -> RopeScaling:
-    """Apply `spec` to a live model: config, max_position_embeddings and the rotary buffers. The scaling
-    replaces any the model had (it is always relative to the unscaled model). Returns the resolved spec."""
+def current_plan(config: Any) -> ScalingPlan:
+    """The scaling a config already carries, as a plan (nothing to apply)."""
+    state = rope_state(config)
+    params = compat.rope_parameters(config)
+    return ScalingPlan(state.spec, state.base, state.rotary_dim, params, int(config.max_position_embeddings))
+
+
+def apply_plan(config: Any, plan: ScalingPlan) -> None:
+    """Write a plan into a config (in place): rope_parameters, max_position_embeddings and our provenance."""
+    compat.set_rope_parameters(config, plan.rope_parameters, plan.max_position_embeddings)
+    setattr(config, PROVENANCE_KEY, {"scaling": plan.spec.to_dict(), "rope_theta": plan.base})
+
+
+def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
+    """Set `spec` on a config (in place); returns the spec with L resolved."""
+    plan = plan_scaling(config, spec)
+    apply_plan(config, plan)
+    return plan.spec
+
+
+def scale_model(model: nn.Module, scaling: RopeScaling | ScalingPlan) -> RopeScaling:
+    """Apply a scaling (a spec, or a plan made from this model's config) to a live model: config,
+    max_position_embeddings and the rotary buffers, then check the live rotary modules against the plan.
+    The scaling replaces any the model had (it is always relative to the unscaled model). Returns the
+    resolved spec."""
     _check_rope(model)
-    resolved = scale_config(model.config, spec)
+    if isinstance(scaling, ScalingPlan):
+        plan, state = scaling, rope_state(model.config)
+        if (state.base, state.rotary_dim) != (plan.base, plan.rotary_dim):
+            raise ValueError(
+                f"a scaling plan for base {plan.base:g}, rotary dim {plan.rotary_dim} does not fit this model "
+                f"(base {state.base:g}, rotary dim {state.rotary_dim})"
+            )
+    else:
+        plan = plan_scaling(model.config, scaling)
+    apply_plan(model.config, plan)
     compat.rebuild_rotary(model)
-    mismatch = check_rotary(model)
+    mismatch = check_rotary(model, plan)
     if mismatch:
         raise AssertionError(f"rotary embedding does not match the config after scaling: {mismatch}")
-    return resolved
+    return plan.spec
 
 
-def expected_freqs(config: Any, seq_len: int) -> tuple[torch.Tensor, float]:
-    """What our pure math says the rotary module should hold at `seq_len`."""
-    state = rope_state(config)
-    freqs = compute_freqs(state.rotary_dim, state.base, state.spec, seq_len=seq_len)
-    return freqs.inv_freq, freqs.attention_factor
-
-
-def check_rotary(model: nn.Module, rtol: float = 1e-5) -> list[str]:
-    """Compare every live rotary module with the config's scaling, inside the original window and at the
-    new one (dynamic and longrope switch there). Returns a list of mismatch descriptions (empty = good)."""
-    state = rope_state(model.config)
-    orig = state.spec.original_max_position_embeddings or model.config.max_position_embeddings
-    lengths = sorted({orig, state.spec.new_window or orig, 2 * (state.spec.new_window or orig)})
-    problems = []
+def check_rotary(model: nn.Module, plan: RopeState | None = None, rtol: float = 1e-5) -> list[str]:
+    """Compare every live rotary module with a plan (default: the scaling the model's config carries),
+    inside the original window and at the new one (dynamic and longrope switch there). Returns a list of
+    mismatch descriptions (empty = good)."""
+    state = plan or rope_state(model.config)
     modules = compat.rotary_modules(model)
     if not modules:
         return ["no rotary module (no inv_freq buffer) found in the model"]
+    orig = state.spec.original_max_position_embeddings or model.config.max_position_embeddings
+    new = state.spec.new_window or orig
+    expected = {
+        n: compute_freqs(state.rotary_dim, state.base, state.spec, n) for n in sorted({orig, new, 2 * new})
+    }
+    problems = []
     for name, module in modules:
-        for seq_len in lengths:
+        for seq_len, (want, want_attn) in expected.items():
             live, live_attn = compat.live_rotary(module, seq_len)
-            want, want_attn = expected_freqs(model.config, seq_len)
             if live.shape != want.shape or not torch.allclose(live, want, rtol=rtol, atol=0):
                 err = (
                     (live - want).abs().div(want.abs()).max().item() if live.shape == want.shape else math.inf
