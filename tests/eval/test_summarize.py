@@ -11,8 +11,10 @@ import torch
 
 from ropescale import prompts
 from ropescale.cli import main
-from ropescale.eval.generate import generate, nucleus_probs
+from ropescale.eval.generate import generate
 from ropescale.eval.summarize import aggregate, prompt_ids, rouge_scores
+
+from .reference_generate import nucleus_probs  # the top-p rule `generate` must reproduce
 
 pytest.importorskip("rouge_score")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "data" / "govreport_tiny.jsonl"

@@ -65,6 +65,7 @@ class RecallToy(nn.Module):
         self.garble = garble
         self.dummy = nn.Parameter(torch.zeros(1))
         self.prompts: list[list[int]] = []
+        self.generation_config = None  # set by ropescale's `generate` for each call
 
     def _answer(self, visible: list[int]) -> str:
         n = len(self.pattern)
@@ -89,3 +90,17 @@ class RecallToy(nn.Module):
         logits = torch.full((1, 1, self.vocab), -1e4)
         logits[0, 0, token] = 0.0
         return SimpleNamespace(logits=logits, cache=cache)
+
+    def generate(self, input_ids, attention_mask=None):
+        """What transformers' `generate` does with ropescale's greedy settings: argmax tokens until an EOS
+        id of `generation_config` or max_new_tokens (the toy's forward stands in for a transformers model)."""
+        cfg = self.generation_config
+        stop = set(cfg.eos_token_id or [])
+        ids = input_ids[0].tolist()
+        out = self(input_ids=input_ids, use_cache=True)
+        for _ in range(cfg.max_new_tokens):
+            ids.append(int(out.logits[0, -1].argmax()))
+            if ids[-1] in stop:
+                break
+            out = self(input_ids=torch.tensor([[ids[-1]]]), cache=out.cache, use_cache=True)
+        return torch.tensor([ids])

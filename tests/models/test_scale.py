@@ -104,3 +104,20 @@ def test_refuses_models_without_rope():
 def test_longrope_factor_count_checked_against_the_model(tiny_llama):
     with pytest.raises(ValueError, match="head_dim/2 = 8 values for this model, got 3"):
         scale_model(tiny_llama, RopeScaling("longrope", 2.0, short_factor=(1.0,) * 3, long_factor=(2.0,) * 3))
+
+
+def test_plan_reads_only_the_config_and_is_applied_once(tiny_llama):
+    from ropescale.models import plan_scaling
+
+    before = tiny_llama.config.to_dict()
+    plan = plan_scaling(tiny_llama.config, RopeScaling("yarn", 4.0))
+    assert tiny_llama.config.to_dict() == before  # planning changes nothing
+    assert plan.spec.original_max_position_embeddings == 64 and plan.max_position_embeddings == 256
+    assert (plan.base, plan.rotary_dim) == (10000.0, 16)
+    assert plan.rope_parameters == transformers_rope(plan.spec, 10000.0, 16)[0]
+    assert scale_model(tiny_llama, plan) == plan.spec and check_rotary(tiny_llama, plan) == []
+    # the check compares the live modules with the plan it is given, not with what the config says
+    other = plan_scaling(tiny_llama.config, RopeScaling("linear", 2.0))
+    assert check_rotary(tiny_llama, other)
+    with pytest.raises(ValueError, match="head_dim/2 = 8 values for this model"):
+        plan_scaling(tiny_llama.config, RopeScaling("longrope", 2.0, short_factor=(1.0,), long_factor=(2.0,)))

@@ -8,9 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The scaling methods ropescale implements, by the name users pass to --method. `none` is plain RoPE
-# (extrapolation); the others follow transformers' rope_type names where transformers has one.
-METHOD_NAMES = ("none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope")
+from ..rope.methods import METHODS
+
+# The scaling methods ropescale implements, by the name users pass to --method (one record each in
+# rope/methods.py). `none` is plain RoPE (extrapolation); the others follow transformers' rope_type names
+# where transformers has one.
+METHOD_NAMES = tuple(METHODS)
+_YARN, _LLAMA3 = METHODS["yarn"].parameters, METHODS["llama3"].parameters
 
 
 def knob(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
@@ -55,9 +59,12 @@ class RopeScaling:
     attention_factor: float | None = knob(
         None, "yarn/longrope: multiplier on cos/sin (default: the method's formula)"
     )
-    beta_fast: float | None = knob(None, "yarn: rotations above which a dimension is untouched (default 32)")
+    beta_fast: float | None = knob(
+        None, f"yarn: rotations above which a dimension is untouched (default {_YARN['beta_fast']:g})"
+    )
     beta_slow: float | None = knob(
-        None, "yarn: rotations below which a dimension is fully interpolated (default 1)"
+        None,
+        f"yarn: rotations below which a dimension is fully interpolated (default {_YARN['beta_slow']:g})",
     )
     mscale: float | None = knob(None, "yarn (DeepSeek style): mscale numerator of the attention factor")
     mscale_all_dim: float | None = knob(
@@ -65,10 +72,12 @@ class RopeScaling:
     )
     truncate: bool = knob(True, "yarn: round the correction range to whole dimensions (floor/ceil)")
     low_freq_factor: float | None = knob(
-        None, "llama3: wavelengths above L/low_freq_factor are interpolated (default 1)"
+        None,
+        f"llama3: wavelengths above L/low_freq_factor are interpolated (default {_LLAMA3['low_freq_factor']:g})",
     )
     high_freq_factor: float | None = knob(
-        None, "llama3: wavelengths below L/high_freq_factor are kept (default 4)"
+        None,
+        f"llama3: wavelengths below L/high_freq_factor are kept (default {_LLAMA3['high_freq_factor']:g})",
     )
     short_factor: tuple[float, ...] | None = knob(
         None, "longrope: per-dimension factors (head_dim/2 values, comma-separated) used within L"
@@ -87,20 +96,16 @@ class RopeScaling:
         orig = self.original_max_position_embeddings
         if orig is not None and (isinstance(orig, bool) or not isinstance(orig, int) or orig < 1):
             raise ValueError(f"--original-max-position-embeddings must be a positive integer, got {orig!r}")
-        for name in ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim"):
+        for name in (
+            "attention_factor",
+            "beta_fast",
+            "beta_slow",
+            "mscale",
+            "mscale_all_dim",
+            "low_freq_factor",
+        ):
             _positive(name, getattr(self, name), "--" + name.replace("_", "-"))
-        for name in ("low_freq_factor", "high_freq_factor"):
-            _positive(name, getattr(self, name), "--" + name.replace("_", "-"))
-        if self.beta_fast_or_default <= self.beta_slow_or_default:
-            raise ValueError(
-                f"--beta-fast must be greater than --beta-slow, got {self.beta_fast_or_default} "
-                f"<= {self.beta_slow_or_default}"
-            )
-        if self.low_freq_factor_or_default >= self.high_freq_factor_or_default:
-            raise ValueError(
-                f"--high-freq-factor must be greater than --low-freq-factor, got "
-                f"{self.high_freq_factor_or_default} <= {self.low_freq_factor_or_default}"
-            )
+        _positive("high_freq_factor", self.high_freq_factor, "--high-freq-factor")
         for name in ("short_factor", "long_factor"):
             values = getattr(self, name)
             if values is None:
@@ -109,32 +114,7 @@ class RopeScaling:
             bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
             if bad or not values:
                 raise ValueError(f"--{name.replace('_', '-')} must be a non-empty list of positive numbers")
-        if self.rope_type == "longrope" and (self.short_factor is None or self.long_factor is None):
-            raise ValueError(
-                "--method longrope needs both --short-factor and --long-factor (head_dim/2 values each)"
-            )
-        if self.rope_type == "longrope" and len(self.short_factor) != len(self.long_factor):
-            raise ValueError(
-                f"--short-factor and --long-factor must have the same length (head_dim/2), got "
-                f"{len(self.short_factor)} and {len(self.long_factor)}"
-            )
-
-    # Defaults of the optional method parameters, as transformers and the papers define them.
-    @property
-    def beta_fast_or_default(self) -> float:
-        return 32.0 if self.beta_fast is None else float(self.beta_fast)
-
-    @property
-    def beta_slow_or_default(self) -> float:
-        return 1.0 if self.beta_slow is None else float(self.beta_slow)
-
-    @property
-    def low_freq_factor_or_default(self) -> float:
-        return 1.0 if self.low_freq_factor is None else float(self.low_freq_factor)
-
-    @property
-    def high_freq_factor_or_default(self) -> float:
-        return 4.0 if self.high_freq_factor is None else float(self.high_freq_factor)
+        METHODS[self.rope_type].check(self, None)  # the method's own checks (rope/methods.py)
 
     def require_original(self) -> int:
         """The original window L; methods whose formula needs it call this."""
@@ -247,19 +227,7 @@ class ExtendConfig:
 def gguf_unsupported(s: RopeScaling) -> str | None:
     """Why llama.cpp cannot run a scaling as transformers does (None when it can). LongRoPE also needs a
     Phi-3 model, checked once the model's config is known (models/gguf.py)."""
-    if s.rope_type == "dynamic":
-        return (
-            "llama.cpp has no dynamic NTK (its converter drops it, the GGUF would run unscaled); "
-            "use --method ntk (a fixed base change) or yarn"
-        )
-    if s.rope_type == "yarn" and (s.attention_factor is not None or s.mscale or s.mscale_all_dim):
-        return (
-            "llama.cpp computes YaRN's attention factor itself (0.1 ln s + 1) and versions differ in how "
-            "they combine a custom one; drop --attention-factor/--mscale/--mscale-all-dim"
-        )
-    if s.rope_type == "yarn" and not s.truncate:
-        return "llama.cpp always rounds YaRN's correction range (--truncate); drop --no-truncate"
-    return None
+    return METHODS[s.rope_type].gguf_refusal(s)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Token generation for the evaluations: one prefill of the prompt (logits for its last position only),
-then one token at a time with the KV cache. Greedy (temperature 0) or temperature + top-p sampling from
-an explicit `torch.Generator`, so a seeded run is reproducible and independent of global RNG state."""
+"""Token generation for the evaluations, with transformers' `generate`: greedy (temperature 0), or
+temperature + top-p sampling (Holtzman et al. 2020) drawn from an explicit `torch.Generator`, so a seeded
+run is reproducible and independent of global RNG state."""
 
 from __future__ import annotations
 
@@ -9,31 +9,7 @@ from typing import Any
 
 import torch
 
-from ..models.compat import cache_kwargs, output_cache, reset_rotary
-
-
-def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Sampling distribution over the vocabulary: softmax(logits / T) restricted to the smallest set of
-    most likely tokens whose probability reaches `top_p` (Holtzman et al. 2020), renormalised.
-    logits: (V,) -> (V,) float32."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p >= 1.0:
-        return probs
-    sorted_p, order = probs.sort(descending=True)
-    before = sorted_p.cumsum(0) - sorted_p  # mass of the tokens ranked above each one
-    sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
-    out = torch.zeros_like(probs).scatter(0, order, sorted_p)
-    return out / out.sum()
-
-
-def next_token(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
-) -> int:
-    """Greedy when temperature is 0, otherwise a draw from `nucleus_probs`. logits: (V,)."""
-    if temperature <= 0:
-        return int(logits.argmax())
-    probs = nucleus_probs(logits, temperature, top_p)
-    return int(torch.multinomial(probs.cpu(), 1, generator=generator))
+from ..models.compat import reset_rotary
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -42,6 +18,22 @@ def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(gen if isinstance(gen, Iterable) else [gen])
     return {int(i) for i in ids if i is not None}
+
+
+def generation_config(max_new_tokens: int, stop: set[int], temperature: float, top_p: float) -> Any:
+    """Exactly these settings and no others: no top-k, no penalties, EOS = `stop` (none: run to the end)."""
+    from transformers import GenerationConfig
+
+    sample = temperature > 0
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        temperature=temperature if sample else 1.0,
+        top_p=top_p if sample else 1.0,
+        top_k=0 if sample else None,
+        eos_token_id=sorted(stop) or None,
+        pad_token_id=min(stop) if stop else None,
+    )
 
 
 @torch.inference_mode()
@@ -54,16 +46,29 @@ def generate(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> list[int]:
-    """New token ids after `prompt` (1-D ids), at most `max_new_tokens`, ending at a stop id (included)."""
+    """New token ids after `prompt` (1-D ids), at most `max_new_tokens`, ending at a stop id (included).
+
+    transformers merges the model's own `generation_config` (top-k, repetition penalty, ...) into a call's
+    settings; the evaluation's are exactly `generation_config(...)`, so the model's is swapped out for the
+    call. Sampling draws from the global RNG inside transformers: it runs in a forked RNG state that starts
+    from `generator`'s and is handed back to it afterwards, so `generator` advances as if it had drawn."""
     reset_rotary(model)  # dynamic scaling must see this prompt's length, not an earlier one
     device = next(model.parameters()).device
-    out = model(input_ids=prompt[None].to(device), use_cache=True, logits_to_keep=1)
-    tokens: list[int] = []
-    while len(tokens) < max_new_tokens:
-        token = next_token(out.logits[0, -1], temperature, top_p, generator)
-        tokens.append(token)
-        if token in stop or len(tokens) == max_new_tokens:
-            break
-        step = torch.tensor([[token]], device=device)
-        out = model(input_ids=step, use_cache=True, **cache_kwargs(model, output_cache(out)))
-    return tokens
+    ids = prompt[None].to(device)
+    own, model.generation_config = (
+        model.generation_config,
+        generation_config(max_new_tokens, stop, temperature, top_p),
+    )
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            if generator is not None:
+                torch.set_rng_state(generator.get_state())
+                if devices:  # sampling on the GPU draws from its RNG: seed it from the generator
+                    torch.cuda.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            out = model.generate(ids, attention_mask=torch.ones_like(ids))
+            if generator is not None and not devices:
+                generator.set_state(torch.get_rng_state())
+    finally:
+        model.generation_config = own
+    return out[0, ids.shape[1] :].tolist()

@@ -164,20 +164,6 @@ def set_activation_checkpointing(model: nn.Module, enable: bool, every_n_layers:
         model.gradient_checkpointing_disable()
 
 
-def cache_kwargs(model: nn.Module, cache: Any) -> dict[str, Any]:
-    """The forward keyword for a KV cache: ``cache`` in transformers >= 5.24, ``past_key_values`` before."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
-
-
-def output_cache(output: Any) -> Any:
-    """The KV cache a forward returned (``cache`` in transformers >= 5.24, ``past_key_values`` before)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else getattr(output, "past_key_values", None)
-
-
 # ----------------------------------------------------------------------------- GGUF rope metadata
 # transformers' GGUF loader maps {arch}.rope.freq_base and {arch}.context_length only, so a scaled GGUF
 # loads unscaled. These map llama.cpp's rope metadata (read by models/gguf.py) onto rope_parameters.

@@ -25,8 +25,7 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
     io.check_out_dir(out, cfg.overwrite)  # fail before the slow load
     if cfg.gguf:
         gguf.require_converter()
-        if cfg.rope.rope_type == "longrope":
-            gguf.check_model_exportable("longrope", load_config(cfg.model).model_type)
+        gguf.check_model_exportable(cfg.rope.rope_type, load_config(cfg.model).model_type)
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     serving = serving_flags(spec, state.base, state.rotary_dim)

@@ -73,12 +73,12 @@ def require_converter() -> None:
 
 
 def check_model_exportable(rope_type: str, model_type: str) -> None:
-    """llama.cpp reads LongRoPE's factors only for the Phi-3 architecture."""
-    if rope_type == "longrope" and model_type != "phi3":
-        raise ValueError(
-            f"--gguf with --method longrope: llama.cpp supports LongRoPE only for Phi-3 models, this is "
-            f"{model_type!r}; use yarn or llama3 for llama.cpp"
-        )
+    """Refuse a method llama.cpp runs only for other architectures (LongRoPE: Phi-3 only)."""
+    from ..rope import METHODS
+
+    reason = METHODS[rope_type].gguf_model_refusal(model_type)
+    if reason:
+        raise ValueError(f"--gguf with --method {rope_type}: {reason} for llama.cpp")
 
 
 def convert_to_gguf(checkpoint: Path, out_file: Path, gguf_type: str) -> None:

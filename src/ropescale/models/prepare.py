@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 
 from ..config import LoadOptions, RopeScaling
 from .load import default_dtype, load_config, load_model, load_tokenizer
-from .scale import rope_state, scale_config, scale_model
+from .scale import ScalingPlan, current_plan, plan_scaling, rope_state, scale_model
 
 
 def torch_dtype(load: LoadOptions) -> torch.dtype:
@@ -22,21 +21,19 @@ def prepare_model(
     name: str,
     load: LoadOptions,
     rope: RopeScaling | None = None,
-    check: Callable[[Any, RopeScaling], None] | None = None,
+    check: Callable[[ScalingPlan], None] | None = None,
 ) -> tuple[Any, Any, RopeScaling]:
     """(model in eval mode, tokenizer, the scaling now in effect). `rope=None` keeps the model's own.
-    `check(config, spec)` sees the config as it will be after scaling, before any weights are read (raise
-    ValueError there to refuse a set-up without the slow load)."""
+    The scaling is planned (and validated against the model) from its config before any weights are read;
+    `check(plan)` sees that plan (raise ValueError there to refuse a set-up without the slow load)."""
     config = load_config(name, load.trust_remote_code)
-    planned = rope_state(config).spec  # refuses models without RoPE before any weights are read
-    if rope is not None:
-        config = copy.deepcopy(config)
-        planned = scale_config(config, rope)  # validates the spec against this model
+    # refuses models without RoPE and specs that do not fit the model, before any weights are read
+    plan = current_plan(config) if rope is None else plan_scaling(config, rope)
     if check is not None:
-        check(config, planned)
+        check(plan)
     tokenizer = load_tokenizer(
         name, load.trust_remote_code
     )  # cheap, so a broken one fails before the weights
     model = load_model(name, torch_dtype(load), load.device, trust_remote_code=load.trust_remote_code)
-    spec = scale_model(model, rope) if rope is not None else rope_state(model.config).spec
+    spec = scale_model(model, plan) if rope is not None else rope_state(model.config).spec
     return model, tokenizer, spec

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import RopeScaling
-from ..rope import compute_freqs, ntk_base
+from ..rope import METHODS, compute_freqs, reading
 from . import compat
 
 PROVENANCE_KEY = "ropescale"
@@ -58,27 +58,12 @@ def rope_state(config: Any) -> RopeState:
     mine = getattr(config, PROVENANCE_KEY, None)
     if isinstance(mine, dict) and "scaling" in mine:
         return RopeState(RopeScaling.from_dict(mine["scaling"]), float(mine["rope_theta"]), dim)
-    rope_type = params["rope_type"]
-    base = float(params["rope_theta"])
+    method = reading(params["rope_type"])
+    if method is None:
+        raise NotRopeModelError(f"rope_type {params['rope_type']!r} is not one ropescale can read or scale")
     max_pos = int(getattr(config, "max_position_embeddings", 0) or 0) or None
-    keys = {f.name for f in dataclasses.fields(RopeScaling)}
-    extra = {
-        k: v for k, v in params.items() if k in keys and k not in ("rope_type", "factor") and v is not None
-    }
-    if rope_type == "default":
-        spec = RopeScaling("none", 1.0, max_pos)
-    elif rope_type == "linear":
-        factor = float(params["factor"])
-        spec = RopeScaling("linear", factor, None if max_pos is None else round(max_pos / factor))
-    elif rope_type == "dynamic":
-        spec = RopeScaling("dynamic", float(params["factor"]), max_pos)
-    elif rope_type in ("yarn", "longrope", "llama3"):
-        orig = params.get("original_max_position_embeddings") or max_pos
-        factor = params.get("factor") or (max_pos / orig if max_pos and orig else 1.0)
-        extra["original_max_position_embeddings"] = orig
-        spec = RopeScaling(rope_type, float(factor), **extra)
-    else:
-        raise NotRopeModelError(f"rope_type {rope_type!r} is not one ropescale can read or scale")
+    spec = RopeScaling(**method.from_transformers(params, max_pos))
+    base = float(params["rope_theta"])
     return RopeState(spec, base, dim)
 
 
@@ -87,28 +72,25 @@ def transformers_rope(
 ) -> tuple[dict[str, Any], int]:
     """The rope_parameters dict and max_position_embeddings that make stock transformers compute `spec`.
     `ntk` becomes a plain base change; `dynamic` reads max_position_embeddings as the original window L,
-    every other method as the new window L'."""
-    orig = spec.require_original()
-    params: dict[str, Any] = {"rope_theta": float(base)}
-    if spec.rope_type == "none":
-        params["rope_type"] = "default"
-    elif spec.rope_type == "ntk":
-        params.update(rope_type="default", rope_theta=ntk_base(rotary_dim, base, spec.factor))
-    else:
-        params.update(spec.to_dict())
-        if spec.rope_type in ("linear", "dynamic"):
-            params.pop("original_max_position_embeddings", None)
-        if spec.rope_type == "llama3":  # transformers requires both keys
-            params["low_freq_factor"] = spec.low_freq_factor_or_default
-            params["high_freq_factor"] = spec.high_freq_factor_or_default
+    every other method as the new window L' (the method's record in rope/methods.py says which)."""
+    params, window = METHODS[spec.rope_type].to_transformers(spec, base, rotary_dim)
     if partial is not None:
         params["partial_rotary_factor"] = partial
-    return params, orig if spec.rope_type == "dynamic" else spec.new_window
+    return params, window
 
 
-def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
-    """Set `spec` on a config (in place), relative to the config's unscaled base and original window.
-    Returns the spec with L resolved."""
+@dataclasses.dataclass(frozen=True)
+class ScalingPlan(RopeState):
+    """Everything scaling a model will do, computed from its config alone (no weights): the resolved spec
+    (L filled in), the unscaled base and rotary dim it is relative to, and what transformers will read."""
+
+    rope_parameters: dict[str, Any]
+    max_position_embeddings: int
+
+
+def plan_scaling(config: Any, spec: RopeScaling) -> ScalingPlan:
+    """Plan `spec` for a model with this config (not modified), relative to its unscaled base and original
+    window, and validate it against the model. Raises ValueError naming the flag."""
     state = rope_state(config)
     spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
     window = int(getattr(config, "max_position_embeddings", 0) or 0)
@@ -117,51 +99,72 @@ def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
-    if spec.rope_type == "longrope" and len(spec.long_factor) != state.rotary_dim // 2:
-        raise ValueError(
-            f"--long-factor/--short-factor need head_dim/2 = {state.rotary_dim // 2} values for this model, "
-            f"got {len(spec.long_factor)}"
-        )
+    METHODS[spec.rope_type].check(spec, state.rotary_dim)
     partial = (compat.rope_parameters(config) or {}).get("partial_rotary_factor")
-    params, window = transformers_rope(spec, state.base, state.rotary_dim, partial)
-    compat.set_rope_parameters(config, params, window)
-    setattr(config, PROVENANCE_KEY, {"scaling": spec.to_dict(), "rope_theta": state.base})
-    return spec
+    params, max_pos = transformers_rope(spec, state.base, state.rotary_dim, partial)
+    return ScalingPlan(spec, state.base, state.rotary_dim, params, max_pos)
 
 
-def scale_model(model: nn.Module, spec: RopeScaling) -> RopeScaling:
-    """Apply `spec` to a live model: config, max_position_embeddings and the rotary buffers. The scaling
-    replaces any the model had (it is always relative to the unscaled model). Returns the resolved spec."""
+def current_plan(config: Any) -> ScalingPlan:
+    """The scaling a config already carries, as a plan (nothing to apply)."""
+    state = rope_state(config)
+    params = compat.rope_parameters(config)
+    return ScalingPlan(state.spec, state.base, state.rotary_dim, params, int(config.max_position_embeddings))
+
+
+def apply_plan(config: Any, plan: ScalingPlan) -> None:
+    """Write a plan into a config (in place): rope_parameters, max_position_embeddings and our provenance."""
+    compat.set_rope_parameters(config, plan.rope_parameters, plan.max_position_embeddings)
+    setattr(config, PROVENANCE_KEY, {"scaling": plan.spec.to_dict(), "rope_theta": plan.base})
+
+
+def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
+    """Set `spec` on a config (in place); returns the spec with L resolved."""
+    plan = plan_scaling(config, spec)
+    apply_plan(config, plan)
+    return plan.spec
+
+
+def scale_model(model: nn.Module, scaling: RopeScaling | ScalingPlan) -> RopeScaling:
+    """Apply a scaling (a spec, or a plan made from this model's config) to a live model: config,
+    max_position_embeddings and the rotary buffers, then check the live rotary modules against the plan.
+    The scaling replaces any the model had (it is always relative to the unscaled model). Returns the
+    resolved spec."""
     _check_rope(model)
-    resolved = scale_config(model.config, spec)
+    if isinstance(scaling, ScalingPlan):
+        plan, state = scaling, rope_state(model.config)
+        if (state.base, state.rotary_dim) != (plan.base, plan.rotary_dim):
+            raise ValueError(
+                f"a scaling plan for base {plan.base:g}, rotary dim {plan.rotary_dim} does not fit this model "
+                f"(base {state.base:g}, rotary dim {state.rotary_dim})"
+            )
+    else:
+        plan = plan_scaling(model.config, scaling)
+    apply_plan(model.config, plan)
     compat.rebuild_rotary(model)
-    mismatch = check_rotary(model)
+    mismatch = check_rotary(model, plan)
     if mismatch:
         raise AssertionError(f"rotary embedding does not match the config after scaling: {mismatch}")
-    return resolved
+    return plan.spec
 
 
-def expected_freqs(config: Any, seq_len: int) -> tuple[torch.Tensor, float]:
-    """What our pure math says the rotary module should hold at `seq_len`."""
-    state = rope_state(config)
-    freqs = compute_freqs(state.rotary_dim, state.base, state.spec, seq_len=seq_len)
-    return freqs.inv_freq, freqs.attention_factor
-
-
-def check_rotary(model: nn.Module, rtol: float = 1e-5) -> list[str]:
-    """Compare every live rotary module with the config's scaling, inside the original window and at the
-    new one (dynamic and longrope switch there). Returns a list of mismatch descriptions (empty = good)."""
-    state = rope_state(model.config)
-    orig = state.spec.original_max_position_embeddings or model.config.max_position_embeddings
-    lengths = sorted({orig, state.spec.new_window or orig, 2 * (state.spec.new_window or orig)})
-    problems = []
+def check_rotary(model: nn.Module, plan: RopeState | None = None, rtol: float = 1e-5) -> list[str]:
+    """Compare every live rotary module with a plan (default: the scaling the model's config carries),
+    inside the original window and at the new one (dynamic and longrope switch there). Returns a list of
+    mismatch descriptions (empty = good)."""
+    state = plan or rope_state(model.config)
     modules = compat.rotary_modules(model)
     if not modules:
         return ["no rotary module (no inv_freq buffer) found in the model"]
+    orig = state.spec.original_max_position_embeddings or model.config.max_position_embeddings
+    new = state.spec.new_window or orig
+    expected = {
+        n: compute_freqs(state.rotary_dim, state.base, state.spec, n) for n in sorted({orig, new, 2 * new})
+    }
+    problems = []
     for name, module in modules:
-        for seq_len in lengths:
+        for seq_len, (want, want_attn) in expected.items():
             live, live_attn = compat.live_rotary(module, seq_len)
-            want, want_attn = expected_freqs(model.config, seq_len)
             if live.shape != want.shape or not torch.allclose(live, want, rtol=rtol, atol=0):
                 err = (
                     (live - want).abs().div(want.abs()).max().item() if live.shape == want.shape else math.inf

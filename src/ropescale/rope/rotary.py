@@ -7,12 +7,14 @@ in two halves and dimension i pairs x[i] with x[i + d/2] ("rotate_half").
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..config import RopeScaling
 from .methods import base_inv_freq, compute_freqs
+
+if TYPE_CHECKING:
+    from ..config import RopeScaling
 
 
 def cos_sin(

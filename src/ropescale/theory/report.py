@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 
 from .. import io
 from ..config import RopeScaling, TheoryConfig
-from ..models import rope_state, scale_config
+from ..models import plan_scaling, rope_state
 from ..models.prepare import prepare_model
 from ..rope import base_inv_freq
 from .bounds import (
@@ -110,7 +109,7 @@ def model_report(cfg: TheoryConfig) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"--text {path}: no such file")
     model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
-    spec = own if cfg.rope is None else scale_config(copy.deepcopy(model.config), cfg.rope)
+    spec = own if cfg.rope is None else plan_scaling(model.config, cfg.rope).spec
     trained = own.new_window or model.config.max_position_embeddings
     ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
     return {"model": cfg.model, "text": str(path), **analyse(model, spec, ids, cfg.pairs, cfg.seed)}

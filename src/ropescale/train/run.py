@@ -26,7 +26,7 @@ from ..config import PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
 from ..data.corpora import load_records
 from ..data.positions import Positions
-from ..models import compat, rope_state
+from ..models import ScalingPlan, compat, rope_state
 from . import checkpoint, dist, loop
 from .loss import CausalLMLoss
 from .optim import make_optimizer, make_scheduler
@@ -159,8 +159,8 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
     if d.sharded:  # each rank reads the model on CPU; fully_shard moves its shard to the device
         load = dataclasses.replace(load, device="cpu")
-    lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope, check=lambda c, s: _positions(cfg, c, s))
-    positions = _positions(cfg, lm.config, spec)
+    lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope, check=lambda plan: _positions(cfg, plan))
+    positions = training_positions(cfg, spec, int(lm.config.max_position_embeddings))
     if cfg.activation_checkpointing:
         compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
     if cfg.lora:
@@ -172,8 +172,8 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
         return _fit_and_save(cfg, lm, tokenizer, spec, d, start, "train", positions)
 
 
-def _positions(cfg: TrainConfig, config: Any, spec: Any) -> Positions:
-    return training_positions(cfg, spec, int(config.max_position_embeddings))
+def _positions(cfg: TrainConfig, plan: ScalingPlan) -> Positions:
+    return training_positions(cfg, plan.spec, plan.max_position_embeddings)
 
 
 def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
