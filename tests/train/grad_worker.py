@@ -92,7 +92,7 @@ def one_step(d, out: Path) -> dict:
 
     lm = build_model()
     root = CausalLMLoss(lm)
-    dist.shard(root, lm, d, None)
+    dist.shard(root, lm, d)
     optimizer = CaptureGrads(list(root.named_parameters()))
     job = loop.Job(
         root=root, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0),
