@@ -48,7 +48,8 @@ def m(name, file, edits, tests, issue=False) -> Mutation:
 MUTATIONS = [
     # --- the bugs of issue 22 ---
     m("resume-skips-rng-restore", "train/loop.py",
-      [("    checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0])\n", "")],
+      [("    checkpoint.set_rng_state(rngs[job.d.rank] if len(rngs) == job.d.world else rngs[0], job.d.device)\n",
+        "")],
       [RESUME], issue=True),
     m("resume-resets-token-counter", "train/loop.py",
       [('job.step, job.tokens_seen = int(trainer["step"]), int(trainer["tokens_seen"])',
@@ -130,9 +131,8 @@ MUTATIONS = [
     m("summarize-no-bos", "eval/summarize.py",
       [("tokenizer(prompts.SUMMARIZE_PREFIX, add_special_tokens=True)",
         "tokenizer(prompts.SUMMARIZE_PREFIX, add_special_tokens=False)")], ["tests/eval/test_bos.py"]),
-    m("nucleus-keeps-one-less", "eval/generate.py",
-      [("torch.where(before < top_p, sorted_p", "torch.where(before + sorted_p < top_p, sorted_p")],
-      ["tests/eval/test_summarize.py::test_nucleus_keeps_smallest_set_reaching_top_p"]),
+    m("sampling-ignores-top-p", "eval/generate.py",
+      [("top_p=top_p if sample else 1.0", "top_p=1.0")], ["tests/eval/test_generate.py"]),
     m("pi-multiplies", "rope/methods.py",
       [("return _out(base_inv_freq(head_dim, base) / s.factor)", "return _out(base_inv_freq(head_dim, base) * s.factor)")],
       ["tests/rope"]),
