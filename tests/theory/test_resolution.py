@@ -111,3 +111,17 @@ def test_angle_per_token_wraps_onto_the_circle():
 def test_bad_resolution(delta):
     with pytest.raises(ValueError, match="--angle-resolution must be a number in"):
         resolution(64, 10000.0, spec("linear", 2), delta)
+
+
+def test_inspect_shows_the_resolution(tiny_llama_dir, capsys):
+    import json
+
+    from ropescale.cli import main
+
+    capsys.readouterr()
+    assert main(["inspect", str(tiny_llama_dir), "--method", "linear", "--factor", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["resolution"]
+    assert r["after"]["fastest_angle_per_token"] == 0.25 and r["angle_resolution"] == 0.25
+    assert [row["angle_after"] for row in r["per_frequency"]] == [t / 4 for t in plain(16, 10000.0)]
+    assert main(["inspect", str(tiny_llama_dir), "--method", "yarn", "--factor", "4"]) == 0
+    assert "fastest angle per token 1 -> 1 rad (x1)" in capsys.readouterr().out
