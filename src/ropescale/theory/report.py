@@ -25,7 +25,7 @@ from .bounds import (
 from .figures import write_figures
 from .generalised import regime, scaled_theta, windows
 from .model import capture_qk, layer_stats, sample_pairs
-from .resolution import format_resolution, resolution
+from .resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
 from .short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
 
 
@@ -46,7 +46,12 @@ def sample_ids(tokenizer: Any, path: Path, tokens: int) -> torch.Tensor:
 
 
 def analyse(
-    model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, seed: int, delta: float
+    model: Any,
+    spec: RopeScaling,
+    input_ids: torch.Tensor,
+    pairs: int,
+    seed: int,
+    delta: float = DEFAULT_ANGLE_RESOLUTION,
 ) -> dict[str, Any]:
     """Per layer: max|h| over the sample's causal pairs, the Theorem 2.1 and Eq. 8 bounds at the new window,
     and the measured range of a(s) with the method's frequencies inside [0, L) and beyond [L, L')."""
