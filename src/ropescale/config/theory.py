@@ -42,7 +42,34 @@ class TheoryConfig:
         0.0, "figures: ridge eps of the Figure 2 fit (0 = plain least squares, as in the paper)"
     )
     fit_dtype: str = knob("float64", "figures: precision of the Figure 2 solve", choices=THEORY_FIT_DTYPES)
-    overwrite: bool = knob(False, "replace --figures / --out if they exist")
+    angle_resolution: float = knob(
+        0.25,
+        "resolution: the angle (radians, in (0, pi]) by which some frequency must separate two positions "
+        "for them to count as told apart",
+    )
+    short_range: bool = knob(
+        False,
+        "measure short-range attention instead of the bounds: each head's mean attention at offsets "
+        "0..--offsets on the sample text, for MODEL, MODEL with the scaling flags (if given) and each "
+        "--compare model, against MODEL's own profile",
+    )
+    compare: list[str] = knob(
+        [], "--short-range: more models to compare with MODEL, comma-separated (each with its own scaling)"
+    )
+    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles")
+    local_within: int = knob(
+        4, "--short-range: a head is local when most of its mass is on offsets 0..this (see --local-mass)"
+    )
+    local_mass: float = knob(
+        0.5, "--short-range: the mass on offsets 0..--local-within that makes a head local"
+    )
+    keep_similarity: float = knob(
+        0.8, "--short-range: a head keeps its profile when 1 - total variation distance >= this"
+    )
+    plot: Path | None = knob(
+        None, "--short-range: write the heads x offsets heatmaps side by side (PNG) here"
+    )
+    overwrite: bool = knob(False, "replace --figures / --out / --plot if they exist")
 
     def __post_init__(self) -> None:
         if self.model is None and self.figures is None:
@@ -59,7 +86,25 @@ class TheoryConfig:
             raise ValueError(
                 f"--fit-dtype must be one of {', '.join(THEORY_FIT_DTYPES)}, got {self.fit_dtype!r}"
             )
-        for name in ("figures", "out", "text"):
+        from ..theory.resolution import check_resolution
+        from ..theory.short_range import check_thresholds
+
+        check_resolution(self.angle_resolution)
+        if not self.short_range:
+            for name in ("compare", "plot"):
+                if getattr(self, name):
+                    raise ValueError(f"--{name} applies to --short-range only")
+        if self.short_range and self.model is None:
+            raise ValueError("--short-range needs a MODEL")
+        twice = sorted({m for m in self.compare if [self.model, *self.compare].count(m) > 1})
+        if twice:
+            raise ValueError(f"--compare {twice[0]}: listed twice (or it is MODEL)")
+        at_least(self, 1, "offsets")
+        at_least(self, 0, "local_within")
+        check_thresholds(self.offsets, self.local_within, self.local_mass, self.keep_similarity)
+        if self.short_range and self.tokens <= self.offsets:
+            raise ValueError(f"--tokens ({self.tokens}) must be greater than --offsets ({self.offsets})")
+        for name in ("figures", "out", "text", "plot"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, resolve_path(value))

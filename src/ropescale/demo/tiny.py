@@ -7,7 +7,9 @@ its ropescale.json) is extended to 8L four ways, with the same data and the same
   PI FT      linear x8, fine-tuned at 8L (the paper's recipe with a tiny model's learning rate);
   direct FT  plain positions (--method none) fine-tuned at 8L with the same steps, then several times more.
 Every model gets sliding-window perplexity at L, 2L, 4L, 8L on held-out documents of the base model's own
-corpus (the documents its pre-training held out) and passkey retrieval (k_max) at the same lengths.
+corpus (the documents its pre-training held out) and passkey retrieval (k_max) at the same lengths, and its
+short-range attention profile is compared with the base model's. Then the s-ablation (demo/ablation.py):
+PI, direct and YaRN fine-tuned at s = 2, 4, 8 with the same steps and tokens per step.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 from .. import io
 from ..config import LoadOptions, RopeScaling, TrainConfig
+from . import ablation
+from .ablation import ShortRange
 from .evals import Evaluator, Row
 
 BASE_DIR = Path(__file__).parent / "base"
@@ -41,10 +45,17 @@ class Budget:
     passkey_trials: int
     others: bool  # NTK and YaRN without fine-tuning, and YaRN fine-tuned like PI
     rehearse: float = 0.0  # fraction of fine-tuning batches that are passkey documents within L
+    ablation: tuple[int, ...] = ()  # the s-ablation's factors (each divides `factor`)
+    ablation_steps: int = 0  # fine-tuning steps per ablation cell (one of `checkpoints`: reused at `factor`)
 
 
-FULL = Budget(8, (50, 100, 200), 400, 4, 1e-3, 10, 8, 4096, 8, 5, True, rehearse=0.5)
-QUICK = Budget(8, (4,), 0, 2, 1e-3, 2, 1, 2048, 3, 2, False, rehearse=0.5)
+# The ablation's cells get 100 steps (the main run's middle checkpoint), not 200: six more runs of 200
+# steps would take `make demo-tiny` past 25 minutes on 2 cores.
+FULL = Budget(8, (50, 100, 200), 400, 4, 1e-3, 10, 8, 4096, 8, 5, True, rehearse=0.5, ablation=(2, 4, 8),
+              ablation_steps=100)  # fmt: skip
+QUICK = Budget(
+    8, (4,), 0, 2, 1e-3, 2, 1, 2048, 3, 2, False, rehearse=0.5, ablation=(2, 4, 8), ablation_steps=4
+)
 
 
 def base_info(base: Path) -> dict[str, Any]:
@@ -111,18 +122,21 @@ def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, 
 
 
 def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, info: dict, seed: int) -> None:
-    """Fine-tune to `steps` total (resuming `out` when it already holds an earlier checkpoint)."""
+    """Fine-tune to `steps` total at s L, s = rope.factor (resuming `out` when it already holds an earlier
+    checkpoint). Every factor gets the same tokens per step: batch_size x factor / s sequences of s L."""
     from ..train.run import run_train
 
-    window = info["window"] * b.factor
+    s = round(rope.factor)
+    assert b.factor % s == 0, (b.factor, s)
+    window, batch = info["window"] * s, b.batch_size * b.factor // s
     # the base model's own corpus (its --max-tokens reads a prefix of it: the same prefix here)
     tokens = info.get("max_tokens")
     resume = (out / "checkpoints").is_dir()
     run_train(
         TrainConfig(
             model=str(base), rope=rope, out=out, data=info["data"], seq_len=window,
-            val_fraction=info["val_fraction"], max_tokens=tokens, steps=steps, batch_size=b.batch_size,
-            micro_batch_size=b.batch_size, lr=b.lr, warmup_steps=b.warmup_steps, save_every=10**9,
+            val_fraction=info["val_fraction"], max_tokens=tokens, steps=steps, batch_size=batch,
+            micro_batch_size=batch, lr=b.lr, warmup_steps=b.warmup_steps, save_every=10**9,
             keep_checkpoints=1, eval_sequences=2, activation_checkpointing=False, resume=resume, seed=seed,
             cache_dir=out.parent / ".cache", load=LoadOptions(dtype="float32"),
             passkey_fraction=b.rehearse, passkey_loss="answer", passkey_min_fill=0.0,
@@ -146,26 +160,30 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
     pieces = write_heldout(info, tokenizer, work / "heldout.jsonl", b.eval_pieces, b.piece_tokens)
     ev = Evaluator(work / "results", str(work / "heldout.jsonl"), 256, b.passkey_k, b.passkey_trials, seed,
                    data_label="held-out pieces (work/heldout.jsonl)")  # fmt: skip
+    near = ShortRange(ablation.sample_ids(work / "heldout.jsonl", tokenizer, L))
 
     def spec(method: str, s: int = b.factor) -> RopeScaling:
         return RopeScaling(rope_type=method, factor=float(s), original_max_position_embeddings=L)
 
+    def evaluate(row: Row, model: Path, rope: RopeScaling | None, ppl_at: list[int], pk_at=None) -> Row:
+        ev.evaluate(row, model, rope, ppl_at, pk_at)
+        near.measure(row.key, row.label, model, rope)  # the first one, the base model, is the reference
+        return row
+
     stage("base model, plain RoPE (extrapolation beyond L)")
-    ev.evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None, lengths, lengths)
+    evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None, lengths, lengths)
     for s in (2, 4):
         if s < b.factor:
             stage(f"PI x{s} without fine-tuning")
             keep = lengths[: int(math.log2(s)) + 1]
-            ev.evaluate(
-                Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, spec("linear", s), keep
-            )
+            evaluate(Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, spec("linear", s), keep)
     stage(f"PI x{b.factor} without fine-tuning")
-    ev.evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, spec("linear"), lengths,
+    evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, spec("linear"), lengths,
                 lengths)  # fmt: skip
     if b.others:
         for method in ("ntk", "yarn"):
             stage(f"{method} x{b.factor} without fine-tuning")
-            ev.evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base,
+            evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base,
                         spec(method), lengths, lengths)  # fmt: skip
 
     runs = {"pi": ("linear", "PI"), "direct": ("none", "direct")} | (
@@ -176,19 +194,32 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
             stage(f"{title} fine-tuning to {steps} steps at {S}")
             finetune(base, spec(method), work / "ft" / name, steps, b, info, seed)
             label = f"{title} fine-tuned {steps} steps"
-            ev.evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), work / "ft" / name, None,
+            evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), work / "ft" / name, None,
                         lengths, lengths)  # fmt: skip
     if b.long_steps:
         stage(f"direct fine-tuning continued to {b.long_steps} steps")
         finetune(base, spec("none"), work / "ft" / "direct", b.long_steps, b, info, seed)
-        ev.evaluate(Row("direct_long", f"direct fine-tuned {b.long_steps} steps", "none", b.factor, b.long_steps),
+        evaluate(Row("direct_long", f"direct fine-tuned {b.long_steps} steps", "none", b.factor, b.long_steps),
                     work / "ft" / "direct", None, lengths, lengths)  # fmt: skip
-    return {"base": info, "budget": b, "lengths": lengths, "pieces": pieces, "evaluator": ev}
+    cells = []
+    for s in b.ablation:
+        for name, (method, title) in runs.items():
+            key = f"{name}_ft{b.ablation_steps}" if s == b.factor else f"{name}_x{s}_ft{b.ablation_steps}"
+            if s != b.factor:
+                stage(f"s-ablation: {title} x{s} fine-tuning {b.ablation_steps} steps at {L * s}")
+                folder = work / "ablation" / f"{name}_x{s}"
+                finetune(base, spec(method, s), folder, b.ablation_steps, b, info, seed)
+                label = f"{title} x{s} fine-tuned {b.ablation_steps} steps"
+                evaluate(Row(key, label, method, s, b.ablation_steps), folder, None, [L, L * s], [L * s])
+            cells.append(ablation.Cell(name, s, ev.row(key)))
+    return {"base": info, "budget": b, "lengths": lengths, "pieces": pieces, "evaluator": ev,
+            "short_range": near, "ablation": cells}  # fmt: skip
 
 
 def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots, theory figures and summary."""
     from ..theory.figures import write_figures
+    from ..theory.short_range import profiles_plot
     from . import report
     from .evals import row_dict
     from .findings import check_findings, format_findings
@@ -217,7 +248,17 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     theta = (config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 10000.0)
     theory = write_figures(out / "theory", head_dim=head_dim, base=theta, window=L)
-    lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S)
+    near, cells = run["short_range"], run["ablation"]
+    near_rows = near.rows()
+    for c in cells:
+        c.short_range = next(r for r in near_rows if r["key"] == c.row.key)
+    heat = ("base", "pi_noft", f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}")
+    heat = {near.labels[k]: near.profiles[k] for k in heat if k in near.profiles}
+    pngs.append(profiles_plot(heat, out / "short_range.png").name)
+    if cells:
+        pngs.append(ablation.ablation_plot(cells, L, out / "ablation.png").name)
+    scale = ablation.scale_lines(near_rows, cells, head_dim, theta, L, last)
+    lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S) + scale
     held = sum(f["holds"] is True for f in findings)
     head = (
         f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({info.get('parameters')} parameters) "
@@ -225,7 +266,25 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         f"tokens (direct also {b.long_steps}); {held} of {len(findings)} findings hold"
     )
     summary = "\n".join([head, *lines])
-    text = _markdown(info, b, lengths, ev, run["pieces"], t3, t4, pngs, lines, cfg.quick)
+    sections = [
+        "## Short-range attention before and after fine-tuning\n\n"
+        + ablation.short_range_note(near.labels["base"], int(near.input_ids.shape[1]))
+        + "\n\n"
+        + ablation.short_range_table(near_rows)
+        + "\n\n![short-range attention](short_range.png)",
+    ]
+    if cells:
+        sections.append(
+            f"## Ablation over s at a fixed budget\n\nEach cell: {b.ablation_steps} fine-tuning steps of "
+            f"{b.batch_size * S} tokens ({b.batch_size * b.factor // min(b.ablation)} x {L * min(b.ablation)} at "
+            f"s = {min(b.ablation)} ... {b.batch_size} x {S} at s = {b.factor}), the same data, learning rate and "
+            f"rehearsal; ppl on the held-out pieces, k_max(sL) with the mean exact-match accuracy over the tested "
+            "distances in brackets.\n\n"
+            + ablation.ablation_table(cells, L)
+            + "\n\n![ablation over s](ablation.png)"
+        )
+    sections.append("## What the miniature shows\n\n```\n" + "\n".join(scale) + "\n```")
+    text = _markdown(info, b, lengths, ev, run["pieces"], t3, t4, pngs, lines, cfg.quick, sections)
     io.write_text(out / "report.md", text)
     return {
         "kind": "demo",
@@ -236,6 +295,8 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         "lengths": lengths,
         "rows": [row_dict(r) for r in ev.rows],
         "findings": findings,
+        "short_range": [{**r, "profiles": near.profiles[r["key"]].tolist()} for r in near_rows],
+        "ablation": [{"method": c.method, "factor": c.factor, "key": c.row.key} for c in cells],
         "theory": theory,
         "plots": pngs,
         "summary": summary,
@@ -255,7 +316,7 @@ def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) 
     return [f"control: YaRN x{tuned[0].factor:g} fine-tuned the same way, at {length}: {at}"]
 
 
-def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick) -> str:
+def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections) -> str:
     from . import report
 
     L, S = lengths[0], lengths[-1]
@@ -284,6 +345,7 @@ def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick) -> str:
         f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
         f"## Table 4: effective window k_max at {S} vs fine-tuning steps\n\n{_PASSKEY_CELL}\n\n{t4}",
         f"## Passkey k_max by prompt length\n\n{_PASSKEY_CELL}\n\n{report.passkey_table(ev.rows, lengths)}",
+        *sections,
         "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
         "## Theory (the paper's Figures 2 and 5 for this model's head size and window)\n\n"
         "![figure 2](theory/figure2.png)\n![figure 5](theory/figure5.png)",

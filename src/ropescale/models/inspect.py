@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import InspectConfig
 from ..rope import dimension_table
+from ..theory.resolution import format_resolution, resolution
 from . import compat
 from .export import serving_flags
 from .load import rope_source
@@ -40,6 +41,7 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
         "rope_parameters": compat.rope_parameters(model.config),
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
+        "resolution": resolution(state.rotary_dim, state.base, spec),
         "live_check": {"ok": not problems, "problems": problems},
         "serving": serving_flags(spec, state.base, state.rotary_dim),
     }
@@ -58,13 +60,16 @@ def format_inspect(r: dict[str, Any]) -> str:
         f"(max_position_embeddings {r['max_position_embeddings']})",
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
         f"(divided by s), {c['blended']} blended",
+        *format_resolution(r["resolution"]),
         "",
-        f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'ratio':>9}  kind          unseen angles at new window",
+        f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'rad/token':>10} {'scaled':>10} {'ratio':>9}  kind"
+        "          unseen angles at new window",
     ]
-    for d in r["dimensions"]:
+    angles = r["resolution"]["per_frequency"]
+    for d, a in zip(r["dimensions"], angles, strict=True):
         lines.append(
-            f"  {d['dim']:>3} {d['wavelength']:>12.1f} {d['scaled_wavelength']:>12.1f} {d['ratio']:>9.4f}  "
-            f"{d['kind']:<13} {'yes' if d['unseen_angles'] else ''}"
+            f"  {d['dim']:>3} {d['wavelength']:>12.1f} {d['scaled_wavelength']:>12.1f} {a['angle_before']:>10.4g} "
+            f"{a['angle_after']:>10.4g} {d['ratio']:>9.4f}  {d['kind']:<13} {'yes' if d['unseen_angles'] else ''}"
         )
     check = r["live_check"]
     lines.append("")

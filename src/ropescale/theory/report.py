@@ -10,7 +10,7 @@ import torch
 
 from .. import io
 from ..config import RopeScaling, TheoryConfig
-from ..models import plan_scaling, rope_state
+from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
 from ..rope import base_inv_freq
 from .bounds import (
@@ -24,6 +24,8 @@ from .bounds import (
 from .figures import write_figures
 from .generalised import regime, scaled_theta, windows
 from .model import capture_qk, layer_stats, sample_pairs
+from .resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
+from .short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
 
 
 def default_text() -> Path:
@@ -42,7 +44,14 @@ def sample_ids(tokenizer: Any, path: Path, tokens: int) -> torch.Tensor:
     return ids
 
 
-def analyse(model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, seed: int) -> dict[str, Any]:
+def analyse(
+    model: Any,
+    spec: RopeScaling,
+    input_ids: torch.Tensor,
+    pairs: int,
+    seed: int,
+    delta: float = DEFAULT_ANGLE_RESOLUTION,
+) -> dict[str, Any]:
     """Per layer: max|h| over the sample's causal pairs, the Theorem 2.1 and Eq. 8 bounds at the new window,
     and the measured range of a(s) with the method's frequencies inside [0, L) and beyond [L, L')."""
     state = rope_state(model.config)
@@ -71,6 +80,7 @@ def analyse(model: Any, spec: RopeScaling, input_ids: torch.Tensor, pairs: int, 
         "pairs": pairs,
         "max_B_beyond": b_plain,
         **_ratios(d, base, b_plain),
+        "resolution": resolution(d, base, spec, delta),
         "layers": layers,
     }
 
@@ -112,16 +122,66 @@ def model_report(cfg: TheoryConfig) -> dict[str, Any]:
     spec = own if cfg.rope is None else plan_scaling(model.config, cfg.rope).spec
     trained = own.new_window or model.config.max_position_embeddings
     ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
-    return {"model": cfg.model, "text": str(path), **analyse(model, spec, ids, cfg.pairs, cfg.seed)}
+    return {
+        "model": cfg.model,
+        "text": str(path),
+        **analyse(model, spec, ids, cfg.pairs, cfg.seed, cfg.angle_resolution),
+    }
+
+
+def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
+    """Attention profiles at offsets 0..K on the first tokens of the sample text for MODEL (the reference,
+    with its own scaling), MODEL with the scaling flags, and each --compare model; all see the same token
+    ids, at most the reference's trained window."""
+    path = cfg.text or default_text()
+    if not path.is_file():
+        raise FileNotFoundError(f"--text {path}: no such file")
+    model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
+    trained = own.new_window or model.config.max_position_embeddings
+    ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
+    if ids.shape[1] <= cfg.offsets:
+        raise ValueError(f"--text {path}: {ids.shape[1]} tokens, --offsets {cfg.offsets} needs more")
+    state = rope_state(model.config)
+    profiles = {cfg.model: attention_profiles(model, ids, cfg.offsets)}
+    spec = own
+    if cfg.rope is not None:
+        spec = scale_model(model, cfg.rope)
+        profiles[f"{cfg.model} ({spec.rope_type} x{spec.factor:g}, untuned)"] = attention_profiles(
+            model, ids, cfg.offsets
+        )
+    del model
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    for name in cfg.compare:
+        other, tok, _ = prepare_model(name, cfg.load, None)
+        if not torch.equal(tok(text, return_tensors="pt")["input_ids"][:, : ids.shape[1]], ids):
+            raise ValueError(f"--compare {name}: its tokenizer splits --text differently from MODEL's")
+        profiles[name] = attention_profiles(other, ids, cfg.offsets)
+        del other
+    rows = short_range_rows(profiles, cfg.model, cfg.local_within, cfg.local_mass, cfg.keep_similarity)
+    if cfg.plot is not None:
+        profiles_plot(profiles, cfg.plot)
+    return {
+        "model": cfg.model,
+        "text": str(path),
+        "tokens": int(ids.shape[1]),
+        "offsets": cfg.offsets,
+        "reference": cfg.model,
+        "resolution": resolution(state.rotary_dim, state.base, spec, cfg.angle_resolution),
+        "rows": rows,
+        "plot": None if cfg.plot is None else str(cfg.plot),
+    }
 
 
 def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         io.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
-    if cfg.out is not None:
-        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
+    for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
+        if path is not None:
+            io.check_out_file(path, flag, overwrite=cfg.overwrite)
     result: dict[str, Any] = {"json": cfg.json, "config": io.jsonable(cfg), "environment": io.environment()}
-    if cfg.model is not None:
+    if cfg.short_range:
+        result["short_range"] = short_range_report(cfg)
+    elif cfg.model is not None:
         result["model_report"] = model_report(cfg)
     if cfg.figures is not None:
         extra = {"config": result["config"], "environment": result["environment"]}
@@ -170,6 +230,7 @@ def format_model(r: dict[str, Any]) -> list[str]:
             f"  regime: extrapolation ({len(r['unseen_dims'])} of {r['rotary_dim'] // 2} dimensions reach unseen "
             f"angles, up to {r['max_effective_position_over_L']:.2f} L)"
         )
+    lines += format_resolution(r["resolution"])
     lines += [
         f"  q/k: first {r['tokens']} tokens of {r['text']}",
         "  max|h|: over heads, frequencies and all position pairs n <= m of the sample",
@@ -191,6 +252,19 @@ def format_model(r: dict[str, Any]) -> list[str]:
             f"{row['midpoint_deviation']:>10.3g} {_opt(row['extrapolation_bound']):>9} "
             f"{_range(row['score_inside']):>18} {_range(row['score_beyond']):>20}"
         )
+    return lines
+
+
+def format_short_range_report(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{r['model']}: attention at offsets 0..{r['offsets']} per head, mean over query positions "
+        f"{r['offsets']}..{r['tokens'] - 1} of the first {r['tokens']} tokens of {r['text']}",
+        *format_resolution(r["resolution"]),
+        "",
+        *format_short_range(r["rows"], r["reference"]),
+    ]
+    if r["plot"]:
+        lines.append(f"heatmaps: {r['plot']}")
     return lines
 
 
@@ -223,6 +297,8 @@ def format_theory(result: dict[str, Any]) -> str:
     lines: list[str] = []
     if "model_report" in result:
         lines += format_model(result["model_report"])
+    if "short_range" in result:
+        lines += format_short_range_report(result["short_range"])
     if "figures" in result:
         lines += [""] * bool(lines) + format_figures(result["figures"])
     return "\n".join(lines)
