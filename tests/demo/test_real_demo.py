@@ -58,6 +58,19 @@ def test_quick_real_demo_end_to_end(quick):
     assert pi["steps"] == direct["steps"] == 2
     report = (out / "report.md").read_text()
     assert "Table 1" in report and "Table 3" in report and "Table 4" in report
+    # the short-range check: every model against the base, its numbers recomputable from the stored profiles
+    import torch
+
+    from ropescale.theory.short_range import compare_profiles
+
+    near = {r["key"]: r for r in saved["short_range"]}
+    assert set(near) == set(rows) and "short_range.png" in names and "Short-range attention" in report
+    ref = torch.tensor(near["base"]["profiles"], dtype=torch.float64)
+    assert near["base"]["mean_similarity"] == pytest.approx(1.0) and near["base"]["num_local"] > 0
+    for row in near.values():
+        again = compare_profiles(torch.tensor(row["profiles"], dtype=torch.float64), ref)
+        assert again["local_kept"] == row["local_kept"]
+        assert again["mean_similarity"] == pytest.approx(row["mean_similarity"], rel=1e-12)
     for f in result["findings"]:
         assert f"({f['id']})" in result["summary"]
 

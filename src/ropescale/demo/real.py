@@ -9,6 +9,8 @@ Sized to a CPU: fine-tuning uses short sequences (2048 tokens, the short-sequenc
                  spanning [0, 2L), so it meets distances beyond L at all;
   YaRN FT        (full run) YaRN x2 fine-tuned like PI, a control.
 Fine-tuning text: the Shakespeare works except two held-out plays; evaluation: the held-out plays only.
+Every model also gets the short-range attention check (theory.short_range, the referee's question): its
+attention at offsets 0..16 per head on the first SHORT_RANGE_TOKENS held-out tokens, against the base's.
 Perplexity at 2048 and L comes from the same 2L forward pass (the first 2048 / L scored tokens of the
 window: by causality identical to a 2048- or L-token window over the start of the same text, for every
 method whose frequencies do not depend on the sequence length; dynamic NTK gets its own passes).
@@ -25,10 +27,12 @@ from typing import Any
 
 from .. import io
 from ..config import LoadOptions, RopeScaling, TrainConfig
+from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
 
 MODEL = "smollm2-135m"
 HELDOUT = ("hamlet_gut.txt", "richard_iii_gut.txt")  # never fine-tuned on; the evaluation text
+SHORT_RANGE_TOKENS = 1024  # the short-range check's sample (eager attention: ~5 s per SmolLM2 model)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
     ev = Evaluator(work / "results", str(heldout), S, 0, b.passkey_trials, seed, truncate_to=S,
                    max_docs=b.eval_pieces, data_label=f"held-out plays {', '.join(HELDOUT)}",
                    passkey_depths=(b.passkey_depth,))  # fmt: skip
+    near = ShortRange(sample_ids(heldout, tokenizer, min(SHORT_RANGE_TOKENS, L)))
 
     def spec(method: str) -> RopeScaling:  # none x s: plain RoPE over the s L window (direct fine-tuning)
         return RopeScaling(rope_type=method, factor=float(b.factor), original_max_position_embeddings=L)
@@ -140,6 +145,7 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
         ev.evaluate(row, model, rope, [S], list(b.passkey_lengths) if passkey else None)
         for n in b.lengths[:-1]:
             row.ppl[n] = first_part_ppl(row.by_position[S], n)
+        near.measure(row.key, row.label, model, rope)  # the first one, the base model, is the reference
         return row
 
     stage(f"base model at {L} and {S} (plain RoPE: extrapolation beyond {L})")
@@ -167,7 +173,8 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage)
             stage(f"{_name(method)} fine-tuned {steps} steps: evaluation")
             label = f"{_name(method)} FT {steps} steps ({positions})"
             evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), out, None)
-    return {"budget": b, "evaluator": ev, "pieces": pieces, "base": str(base), "training": train_info}
+    return {"budget": b, "evaluator": ev, "pieces": pieces, "base": str(base), "training": train_info,
+            "short_range": near}  # fmt: skip
 
 
 def _name(method: str) -> str:
@@ -205,6 +212,13 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
     pngs = [report.rows_ppl_plot(table, b.lengths, out / "ppl_vs_length.png").name]
     pngs.append(report.position_plot(ev.files, {r.label for r in table}, S, out / "ppl_by_position.png").name)
     pngs.append(report.steps_plot(curves, S, out / "steps.png", depth=b.passkey_depth, passkey_length=P).name)
+    from ..theory.short_range import format_short_range, profiles_plot
+
+    near = run["short_range"]
+    near_rows = [r for r in near.rows() if r["key"] != "dynamic_L"]
+    heat = {near.labels[k]: near.profiles[k] for k in ("base", "linear_noft", "yarn_noft", f"pi_ft{last}",
+                                                       f"direct_ft{last}") if k in near.profiles}  # fmt: skip
+    pngs.append(profiles_plot(heat, out / "short_range.png").name)
     lines = format_findings(findings)
     held = sum(f["holds"] is True for f in findings)
     head = (
@@ -219,9 +233,17 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
         )
         for r in table
     ]
+    short = format_short_range(near_rows, near.labels["base"])
     summary = "\n".join([head, *lines, "models (ppl on the held-out plays; passkey exact match, key at depth "
-                         f"{b.passkey_depth:g}):", *overview])  # fmt: skip
-    text = _markdown(b, ev, run, table, t3, t4, pngs, lines, cfg)
+                         f"{b.passkey_depth:g}):", *overview, *short])  # fmt: skip
+    section = (
+        "## Short-range attention before and after fine-tuning\n\n"
+        + short_range_note(near.labels["base"], int(near.input_ids.shape[1]))
+        + "\n\n"
+        + short_range_table(near_rows)
+        + "\n\n![short-range attention](short_range.png)"
+    )
+    text = _markdown(b, ev, run, table, t3, t4, pngs, lines, cfg, section)
     io.write_text(out / "report.md", text)
     return {
         "kind": "demo",
@@ -233,6 +255,7 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
         "training": run["training"],
         "rows": [row_dict(r) for r in ev.rows],
         "findings": findings,
+        "short_range": [{**r, "profiles": near.profiles[r["key"]].tolist()} for r in near_rows],
         "plots": pngs,
         "summary": summary,
     }
@@ -242,7 +265,8 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:8.3f}"
 
 
-def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4, pngs, lines, cfg) -> str:
+def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4, pngs, lines, cfg,
+              section: str) -> str:  # fmt: skip
     from . import report
 
     L, S = b.window, b.window * b.factor
@@ -267,6 +291,7 @@ def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4,
         f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
         f"## Table 4: passkey accuracy at {max(b.passkey_lengths)} (key at depth {b.passkey_depth:g}) vs "
         f"fine-tuning steps\n\n{t4}",
-        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
+        section,
+        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs if p != "short_range.png"),
         "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`.",
     ]) + "\n"  # fmt: skip
