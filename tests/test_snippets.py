@@ -61,3 +61,16 @@ def test_quickstart_commands(tmp_path):
     passkey = json.loads((tmp_path / "runs/qs/passkey.json").read_text())
     assert passkey["model"]["window"] == 512
     assert (tmp_path / "runs/qs/report/report.md").is_file()
+
+
+def test_readme_carries_the_tested_snippets_and_stays_short():
+    """The README's quickstart and API blocks are the docs' (which the tests above run), its links resolve,
+    and it stays a page a newcomer reads (<= 15 KB)."""
+    readme = (ROOT / "README.md").read_text()
+    assert f"```python\n{_block('api.md', 'python')}```" in readme
+    assert f"```sh\n{_block('quickstart.md', 'sh')}```" in readme
+    assert len(readme.encode()) <= 15_000
+    for target in re.findall(r"\]\(((?:docs|bench|src)/[^)#\s]+)\)", readme):
+        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+    for target in re.findall(r"make ([a-z-]+)", readme):
+        assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), f"make {target}: no such target"

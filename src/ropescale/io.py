@@ -27,7 +27,8 @@ def check_writable(out: Path, flag: str = "--out") -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"{flag} {out}: {parent} is a file, not a directory")
-    target = out if out.exists() else parent
+    # a file is replaced by a rename inside its directory, so the directory is what must be writable
+    target = out if out.is_dir() else parent
     if not os.access(target, os.W_OK | os.X_OK):
         raise ValueError(f"{flag} {out}: {target} is not writable")
 
