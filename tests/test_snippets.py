@@ -73,4 +73,6 @@ def test_readme_carries_the_tested_snippets_and_stays_short():
     for target in re.findall(r"\]\(((?:docs|bench|src)/[^)#\s]+)\)", readme):
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
     for target in re.findall(r"make ([a-z-]+)", readme):
-        assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), f"make {target}: no such target"
+        assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), (
+            f"make {target}: no such target"
+        )
