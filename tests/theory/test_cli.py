@@ -16,13 +16,6 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.fixture
-def sample_text(tmp_path):
-    path = tmp_path / "sample.txt"
-    path.write_text(" ".join(f"<{i % 90 + 3}>" for i in range(300)))  # words the tiny tokenizer knows
-    return path
-
-
 @pytest.mark.parametrize(("method", "regime"), [("none", "extrapolation"), ("linear", "interpolation")])
 def test_model_report_json(tmp_path, tiny_llama_dir, sample_text, capsys, method, regime):
     out = tmp_path / "report.json"

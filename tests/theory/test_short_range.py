@@ -10,10 +10,11 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ropescale.cli import main
 from ropescale.config import RopeScaling
 from ropescale.models import scale_model
 from ropescale.theory.short_range import attention_profiles, compare_profiles, similarity
+
+from .test_cli import run
 
 D, BASE, C = 16, 10000.0, 60.0  # head dim, RoPE base, score scale of the previous-token head
 
@@ -124,20 +125,6 @@ def test_shapes_must_match():
 
 
 # ----------------------------------------------------------------------------- CLI
-
-
-def run(argv, capsys):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def sample_text(tmp_path):
-    path = tmp_path / "sample.txt"
-    path.write_text(" ".join(f"<{i % 90 + 3}>" for i in range(300)))
-    return path
 
 
 def test_cli_short_range(tmp_path, tiny_llama_dir, sample_text, capsys):
