@@ -54,7 +54,7 @@ if SRC.is_dir() and str(SRC) not in sys.path:  # run from a checkout without ins
 
 import torch  # noqa: E402
 
-from ropescale import io  # noqa: E402
+from ropescale import outputs  # noqa: E402
 
 CONFIG = Path(__file__).with_name("smollm2_135m_config.json")
 PEAK_TFLOPS = 989.0  # H100/H200 SXM dense bf16
@@ -80,7 +80,7 @@ class Ctx:
         return time.perf_counter() - self.start
 
     def write(self, done: bool = False) -> None:
-        io.write_json(self.out, {"device": self.device, "small": self.small, "budget_s": self.budget,
+        outputs.write_json(self.out, {"device": self.device, "small": self.small, "budget_s": self.budget,
                                  "elapsed_s": round(self.elapsed(), 1), "done": done, "checks": self.results})  # fmt: skip
 
 
@@ -105,7 +105,7 @@ def check_versions(ctx: Ctx) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "environment": io.environment(ctx.device),
+        "environment": outputs.environment(ctx.device),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     }
     if ctx.cuda:

@@ -190,10 +190,10 @@ def _apply(copy: Path, mut: Mutation) -> tuple[Path, str]:
 
 def _write(out: Path, rows: list[dict]) -> dict[str, int]:
     sys.path.insert(0, str(ROOT / "src"))
-    from ropescale import io
+    from ropescale import outputs
 
     summary = {s: sum(r["status"] == s for r in rows) for s in ("killed", "survived", "error", "timeout")}
-    io.write_json(out, {"mutations": rows, "summary": summary})
+    outputs.write_json(out, {"mutations": rows, "summary": summary})
     return summary
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ropescale import io
+from ropescale import outputs
 from ropescale.train import checkpoint, dist
 from ropescale.train.loss import chunked_lm_loss
 
@@ -288,6 +288,6 @@ def test_local_rank_without_local_rank_is_the_rank_modulo_the_gpus(monkeypatch):
 def test_the_environment_record_names_the_device_the_work_ran_on(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "NVIDIA H200")
-    assert io.environment("cpu")["device"] == "cpu"
-    assert io.environment(torch.device("cuda", 0))["device"] == "cuda:NVIDIA H200"
-    assert io.environment()["device"] == "cuda:NVIDIA H200"  # unnamed: the machine's first GPU
+    assert outputs.environment("cpu")["device"] == "cpu"
+    assert outputs.environment(torch.device("cuda", 0))["device"] == "cuda:NVIDIA H200"
+    assert outputs.environment()["device"] == "cuda:NVIDIA H200"  # unnamed: the machine's first GPU

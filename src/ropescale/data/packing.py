@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, prompts
+from .. import outputs, prompts
 from .corpora import load_documents, load_records
 
 FORMAT_VERSION = 1
@@ -94,7 +94,7 @@ def pack(request: DataRequest, tokenizer: Any, cache_dir: Path) -> Packed:
         return Packed(root)
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token, which packing needs between documents")
-    with io.atomic_dir(root, overwrite=True, flag="--cache-dir") as tmp:
+    with outputs.atomic_dir(root, overwrite=True, flag="--cache-dir") as tmp:
         dtype = np.dtype(np.uint16 if len(tokenizer) <= 2**16 else np.uint32)
         writers = {s: _Writer(tmp, s, dtype, request.task == "summarize") for s in ("train", "val")}
         if request.task == "summarize":
@@ -117,7 +117,7 @@ def pack(request: DataRequest, tokenizer: Any, cache_dir: Path) -> Packed:
         meta["fingerprint"] = hashlib.blake2b(
             json.dumps(meta, sort_keys=True).encode(), digest_size=8
         ).hexdigest()
-        io.write_json(tmp / "meta.json", meta)
+        outputs.write_json(tmp / "meta.json", meta)
     return Packed(root)
 
 

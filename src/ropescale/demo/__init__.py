@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import io
+from .. import outputs
 from ..config import DemoConfig
 
 
@@ -28,8 +28,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         path = converted(MODEL, Path(cfg.cache_dir))
         return {"summary": f"{MODEL}: transformers checkpoint {path} ({time.perf_counter() - start:.0f} s)"}
-    io.check_out_dir(cfg.out, cfg.overwrite)
-    with io.atomic_dir(cfg.out, cfg.overwrite) as tmp, tqdm(desc="demo", unit="stage", disable=None) as bar:
+    outputs.check_out_dir(cfg.out, cfg.overwrite)
+    with (
+        outputs.atomic_dir(cfg.out, cfg.overwrite) as tmp,
+        tqdm(desc="demo", unit="stage", disable=None) as bar,
+    ):
 
         def stage(text: str, total: int | None = None) -> None:  # total: how many stages (for the ETA)
             if total is not None:
@@ -52,8 +55,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         result["wall_s"] = round(time.perf_counter() - start, 1)
         result["out"] = str(cfg.out)
         result["summary"] += f"\nwall time {result['wall_s']:.0f} s; report: {cfg.out}/report.md"
-        io.write_json(tmp / "results.json", {**result, "config": cfg, "environment": io.environment()})
-        io.write_text(tmp / "summary.txt", result["summary"] + "\n")
+        outputs.write_json(
+            tmp / "results.json", {**result, "config": cfg, "environment": outputs.environment()}
+        )
+        outputs.write_text(tmp / "summary.txt", result["summary"] + "\n")
     return result
 
 

@@ -115,10 +115,10 @@ class Evaluator:
 def _relabel(result: dict[str, Any], row: Row, out: Path) -> None:
     """Name the result after the row (fine-tuning checkpoints share a directory), so `ropescale report`
     and its plots tell them apart; the path stays in the result's config."""
-    from .. import io
+    from .. import outputs
 
     result["model"]["name"] = row.label
-    io.write_json(out, result)
+    outputs.write_json(out, result)
 
 
 def row_dict(row: Row) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import io
+from .. import outputs
 from ..config import LoadOptions, RopeScaling, TrainConfig
 from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
@@ -244,7 +244,7 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
         + "\n\n![short-range attention](short_range.png)"
     )
     text = _markdown(b, ev, run, table, t3, t4, pngs, lines, cfg, section)
-    io.write_text(out / "report.md", text)
+    outputs.write_text(out / "report.md", text)
     return {
         "kind": "demo",
         "model": MODEL,

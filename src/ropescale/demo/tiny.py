@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import io
+from .. import outputs
 from ..config import LoadOptions, RopeScaling, TrainConfig
 from . import ablation
 from .ablation import ShortRange
@@ -285,7 +285,7 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         )
     sections.append("## What the miniature shows\n\n```\n" + "\n".join(scale) + "\n```")
     text = _markdown(info, b, lengths, ev, run["pieces"], t3, t4, pngs, lines, cfg.quick, sections)
-    io.write_text(out / "report.md", text)
+    outputs.write_text(out / "report.md", text)
     return {
         "kind": "demo",
         "model": "tiny",

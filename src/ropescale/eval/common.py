@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io
+from .. import outputs
 from ..config import LoadOptions, RopeScaling
 
 
@@ -27,7 +27,7 @@ def load_checked(cfg) -> tuple[Any, Any, dict[str, Any], list[int]]:
     """What `eval ppl` and `eval passkey` start with: --out checked, the (scaled) model loaded, and
     --lengths (default: the model's window) checked against its window."""
     if cfg.out is not None:
-        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
+        outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
     lengths = list(cfg.lengths or [info["window"]])
     check_lengths(lengths, info, cfg.allow_extrapolation)
@@ -86,9 +86,9 @@ def finish(
 ) -> dict[str, Any]:
     """Add package versions (and `versions` of the packages this eval uses besides), then write the result
     JSON atomically when --out was given."""
-    result["environment"] = {**io.environment(), **(versions or {})}
+    result["environment"] = {**outputs.environment(), **(versions or {})}
     if out is not None:
-        io.write_json(out, result)
+        outputs.write_json(out, result)
         result["out"] = str(out)
     return result
 

@@ -123,18 +123,18 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 def run_harness(cfg) -> dict[str, Any]:
     """`ropescale eval harness`: the short-context checks before and after the scaling."""
-    from .. import io
+    from .. import outputs
     from ..models import scale_model
     from .common import describe, finish, load_for_eval
 
     if cfg.out is not None:
-        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
+        outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
     start = time.perf_counter()
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, None)
     original = info["original_window"]
     if cfg.ppl_length and cfg.ppl_length > original:
         raise ValueError(f"--ppl-length {cfg.ppl_length} exceeds the original window {original}")
-    result: dict[str, Any] = {"kind": "harness", "config": io.jsonable(cfg), "before": {"model": info}}
+    result: dict[str, Any] = {"kind": "harness", "config": outputs.jsonable(cfg), "before": {"model": info}}
     result["before"].update(_evaluate(model, tokenizer, cfg, original))
     if cfg.rope is not None:
         spec = scale_model(model, cfg.rope)

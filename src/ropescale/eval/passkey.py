@@ -196,7 +196,7 @@ def run_passkey(cfg) -> dict[str, Any]:
     """`ropescale eval passkey`: accuracy per distance k and k_max at each length, plus a depth grid."""
     from tqdm.auto import tqdm
 
-    from .. import io
+    from .. import outputs
     from .common import finish, load_checked
 
     start = time.perf_counter()
@@ -207,7 +207,7 @@ def run_passkey(cfg) -> dict[str, Any]:
         results, grid = evaluate_passkey(model, tokenizer, lengths, cfg, bar)
     result = {
         "kind": "passkey",
-        "config": io.jsonable(cfg),
+        "config": outputs.jsonable(cfg),
         "model": info,
         "lengths": results,
         "depths": grid,

@@ -256,7 +256,7 @@ def run_ppl(cfg) -> dict[str, Any]:
     """`ropescale eval ppl`: load, tokenise, then the sliding-window perplexity at each length."""
     from tqdm.auto import tqdm
 
-    from .. import io
+    from .. import outputs
     from .common import bootstrap_ci, finish, load_checked
 
     start = time.perf_counter()
@@ -274,7 +274,7 @@ def run_ppl(cfg) -> dict[str, Any]:
             results.append(r)
     result = {
         "kind": "ppl",
-        "config": io.jsonable(cfg),
+        "config": outputs.jsonable(cfg),
         "model": info,
         "data": {"spec": cfg.data, "documents": len(docs), "tokens": int(sum(len(d) for d in docs))},
         "lengths": results,

@@ -213,12 +213,12 @@ def evaluate_tasks(lm: Any, manager: Any, built: dict[str, Any], lengths: list[i
 
 def run_ruler(cfg) -> dict[str, Any]:
     """`ropescale eval ruler`: RULER's tasks at each length, the average per length, the effective length."""
-    from .. import io
+    from .. import outputs
     from .common import check_lengths, finish, load_for_eval
     from .harness import harness_lm
 
     if cfg.out is not None:
-        io.check_out_file(cfg.out)
+        outputs.check_out_file(cfg.out)
     tasks = resolve_tasks(cfg.tasks, cfg.online)
     start = time.perf_counter()
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
@@ -238,7 +238,7 @@ def run_ruler(cfg) -> dict[str, Any]:
             manager, built = build_tasks(tasks, lengths, tok_dir, cfg)
         build_s = round(time.perf_counter() - built_at, 3)
         evaluated = evaluate_tasks(lm, manager, built, lengths, cfg)
-    result = {"kind": "ruler", "config": io.jsonable(cfg), "model": info, "tasks": tasks}
+    result = {"kind": "ruler", "config": outputs.jsonable(cfg), "model": info, "tasks": tasks}
     result.update(summarize(evaluated["scores"], evaluated["samples"], lengths, cfg.threshold))
     result["local_haystack"] = (
         {"tasks": local, "corpus": cfg.haystack, "sentence_splitter": punkt} if local else None

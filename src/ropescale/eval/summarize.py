@@ -92,12 +92,12 @@ def run_summarize(cfg) -> dict[str, Any]:
 
     from tqdm.auto import tqdm
 
-    from .. import io
+    from .. import outputs
     from ..data.corpora import load_records
     from .common import check_lengths, finish, load_for_eval
 
     if cfg.out is not None:
-        io.check_out_file(cfg.out, overwrite=cfg.overwrite)
+        outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
     rouge_scores("a", "a")  # fail on a missing rouge-score before the slow part
     start = time.perf_counter()
     records = load_records(cfg.data, (cfg.report_field, cfg.summary_field), cfg.split)
@@ -114,7 +114,7 @@ def run_summarize(cfg) -> dict[str, Any]:
     ]
     result = {
         "kind": "summarize",
-        "config": io.jsonable(cfg),
+        "config": outputs.jsonable(cfg),
         "model": info,
         "data": {"spec": cfg.data, "documents": len(items)},
         "rouge": aggregate([it["rouge"] for it in items], cfg.bootstrap, cfg.seed),

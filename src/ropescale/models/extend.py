@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import outputs
 from ..config import ExtendConfig
 from . import compat, gguf
 from .export import serving_flags
@@ -22,20 +22,20 @@ from .scale import rope_state
 def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
     """Load -> scale -> save to a temp dir -> verify with stock transformers -> move into place."""
     out = Path(cfg.out)
-    io.check_out_dir(out, cfg.overwrite)  # fail before the slow load
+    outputs.check_out_dir(out, cfg.overwrite)  # fail before the slow load
     if cfg.gguf:
         gguf.require_converter()
         gguf.check_model_exportable(cfg.rope.rope_type, load_config(cfg.model).model_type)
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     serving = serving_flags(spec, state.base, state.rotary_dim)
-    with io.atomic_dir(out, cfg.overwrite) as tmp:
+    with outputs.atomic_dir(out, cfg.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         compat.legacy_rope_keys(tmp / "config.json")
         saved = verify_saved(tmp, model)
         exported = export_gguf(tmp, out, model, cfg.gguf_type) if cfg.gguf else None
-        io.write_json(
+        outputs.write_json(
             tmp / "ropescale.json",
             {
                 "command": "extend",
@@ -43,7 +43,7 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
                 "scaling": spec.to_dict(),
                 "serving": serving,
                 "gguf": exported,
-                "environment": io.environment(),
+                "environment": outputs.environment(),
             },
         )
     return {

@@ -28,9 +28,9 @@ def load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
 
 
 def run_report(cfg) -> dict[str, Any]:
-    from .. import io
+    from .. import outputs
 
-    io.check_out_dir(cfg.out, cfg.overwrite)  # before any work
+    outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
     try:
         sections = (
@@ -47,8 +47,8 @@ def run_report(cfg) -> dict[str, Any]:
     sources = "\n".join(f"- `{r['_path']}` ({k})" for k in KINDS for r in grouped[k])
     text = "# ropescale evaluation report\n\n" + "\n\n".join(sections) + f"\n\nSources:\n{sources}\n"
     files = ["report.md"]
-    with io.atomic_dir(cfg.out, cfg.overwrite) as tmp:
-        io.write_text(tmp / "report.md", text)
+    with outputs.atomic_dir(cfg.out, cfg.overwrite) as tmp:
+        outputs.write_text(tmp / "report.md", text)
         if cfg.plots:
             files += _plots(grouped, tmp)
     return {"out": str(cfg.out), "files": files, "markdown": text}

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import outputs
 from .bounds import B0_over_d, B_over_d, ratio_lower_bound, ratio_lower_bound_corrected
 from .fit import figure2_experiment
 
@@ -97,11 +97,11 @@ def write_figures(
     without the plotted series. `extra` (config, environment) is stored in both JSON files."""
     fig2 = figure2_experiment(head_dim, base, window, eps, dtype, seed)
     fig5 = figure5_data(head_dim, base, window)
-    with io.atomic_dir(out, overwrite, "--figures") as tmp:
+    with outputs.atomic_dir(out, overwrite, "--figures") as tmp:
         plot_figure2(fig2, tmp / "figure2.png")
         plot_figure5(fig5, tmp / "figure5.png")
-        io.write_json(tmp / "figure2.json", {**fig2, **(extra or {})})
-        io.write_json(tmp / "figure5.json", {**fig5, **(extra or {})})
+        outputs.write_json(tmp / "figure2.json", {**fig2, **(extra or {})})
+        outputs.write_json(tmp / "figure5.json", {**fig5, **(extra or {})})
     return {"dir": str(out), "figure2": _summary(fig2), "figure5": _summary(fig5)}
 
 

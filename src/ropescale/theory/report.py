@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import outputs
 from ..config import RopeScaling, TheoryConfig
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
@@ -174,11 +174,15 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
 
 def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
-        io.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
+        outputs.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
         if path is not None:
-            io.check_out_file(path, flag, overwrite=cfg.overwrite)
-    result: dict[str, Any] = {"json": cfg.json, "config": io.jsonable(cfg), "environment": io.environment()}
+            outputs.check_out_file(path, flag, overwrite=cfg.overwrite)
+    result: dict[str, Any] = {
+        "json": cfg.json,
+        "config": outputs.jsonable(cfg),
+        "environment": outputs.environment(),
+    }
     if cfg.short_range:
         result["short_range"] = short_range_report(cfg)
     elif cfg.model is not None:
@@ -197,7 +201,7 @@ def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
             extra,
         )
     if cfg.out is not None:
-        io.write_json(cfg.out, {k: v for k, v in result.items() if k != "json"})
+        outputs.write_json(cfg.out, {k: v for k, v in result.items() if k != "json"})
     return result
 
 

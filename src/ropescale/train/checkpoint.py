@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import io
+from .. import outputs
 from . import dist
 
 PREFIX = "step-"
@@ -168,14 +168,16 @@ def save(
 ) -> Path:
     """Write one checkpoint atomically and drop all but the newest `keep`. Called on rank 0 only."""
     target = checkpoint_dir(out, step)
-    with io.atomic_dir(target, overwrite=True) as tmp:
+    with outputs.atomic_dir(target, overwrite=True) as tmp:
         save_file(_unshared(model), str(tmp / "model.safetensors"))
         dist.test_kill_point("checkpoint-write", step)
         torch.save(optimizer, tmp / "optimizer.pt")
         torch.save(rngs, tmp / "rng.pt")
-        io.write_json(tmp / "state.json", trainer)
+        outputs.write_json(tmp / "state.json", trainer)
         files = {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in FILES}
-        io.write_json(tmp / MANIFEST, {"step": step, "files": files})  # last: marks a complete checkpoint
+        outputs.write_json(
+            tmp / MANIFEST, {"step": step, "files": files}
+        )  # last: marks a complete checkpoint
     for old in list_checkpoints(out)[:-keep] if keep > 0 else []:
         gone = old.with_name(f".{old.name}.pruned-{os.getpid()}")
         os.replace(old, gone)  # one rename: never a half-deleted step-N

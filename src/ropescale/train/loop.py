@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import io
+from .. import outputs
 from ..data.sampler import BatchSampler
 from . import checkpoint, dist
 from .dist import Dist
@@ -201,7 +201,7 @@ def restore(job: Job, path: Path) -> None:
         rows = [(line, row) for line, row in _metrics(metrics) if row["step"] <= job.step]
         job.resumed_row = rows[-1][1] if rows else {}
         if job.d.main:  # a new file, not rewritten in place (a resumed finished run links the old one)
-            io.write_text(metrics, "".join(line + "\n" for line, _ in rows))
+            outputs.write_text(metrics, "".join(line + "\n" for line, _ in rows))
 
 
 def _metrics(path: Path) -> list[tuple[str, dict[str, Any]]]:

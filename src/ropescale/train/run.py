@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import outputs
 from ..config import PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
 from ..data.corpora import load_records
@@ -60,7 +60,7 @@ def _start_out(cfg: TrainOptions) -> Start:
     out = Path(cfg.out)
     work = checkpoint.partial_dir(out)
     if not cfg.resume:
-        io.check_out_dir(out, cfg.overwrite)
+        outputs.check_out_dir(out, cfg.overwrite)
         if work.exists() and not cfg.overwrite:
             raise ValueError(
                 f"--out {out}: an unfinished run is in {work}; pass --resume to continue it or --overwrite "
@@ -68,7 +68,7 @@ def _start_out(cfg: TrainOptions) -> Start:
             )
         _check_data(cfg)
         return Start(out, work)
-    io.check_writable(out)
+    outputs.check_writable(out)
     source = work if work.is_dir() else out  # an interrupted run, else a finished one to train on
     found, skipped = checkpoint.newest_intact(source)
     if found is None:
@@ -376,9 +376,9 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
         if resume_from is not None:
             loop.restore(job, resume_from)
         elif d.main:  # a resumed run keeps the record of how it started
-            io.write_json(
+            outputs.write_json(
                 work / "train_config.json",
-                {"command": command, "config": cfg, "environment": io.environment(d.device)},
+                {"command": command, "config": cfg, "environment": outputs.environment(d.device)},
             )
         dist.barrier(d)
         result = loop.fit(job)
@@ -405,11 +405,12 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
             **result,
         }
         if d.main:  # the finished run replaces --out in one rename
-            io.write_json(
-                work / "ropescale.json", {**summary, "config": cfg, "environment": io.environment(d.device)}
+            outputs.write_json(
+                work / "ropescale.json",
+                {**summary, "config": cfg, "environment": outputs.environment(d.device)},
             )
             dist.test_kill_point("final-swap", job.step)
-            io.replace_dir(work, Path(cfg.out))
+            outputs.replace_dir(work, Path(cfg.out))
         dist.barrier(d)
     finally:
         dist.close(d)

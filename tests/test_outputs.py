@@ -7,10 +7,10 @@ def test_atomic_outputs_have_ordinary_permissions(tmp_path):
     import os
     import stat
 
-    from ropescale import io
+    from ropescale import outputs
 
-    io.write_json(tmp_path / "r.json", {"a": 1})
-    with io.atomic_dir(tmp_path / "d") as d:
+    outputs.write_json(tmp_path / "r.json", {"a": 1})
+    with outputs.atomic_dir(tmp_path / "d") as d:
         (d / "x").write_text("x")
     mask = os.umask(0)
     os.umask(mask)
@@ -25,15 +25,15 @@ def test_an_existing_output_file_can_be_replaced(tmp_path):
 
     import pytest
 
-    from ropescale import io
+    from ropescale import outputs
 
     out = tmp_path / "r.json"
-    io.write_json(out, {"a": 1})
+    outputs.write_json(out, {"a": 1})
     os.chmod(out, 0o644)
-    io.check_writable(out)
-    io.write_json(out, {"a": 2})
+    outputs.check_writable(out)
+    outputs.write_json(out, {"a": 2})
     assert out.read_text().strip().endswith("}") and '"a": 2' in out.read_text()
-    io.check_writable(tmp_path / "new" / "deeper.json")  # nearest existing ancestor: tmp_path
+    outputs.check_writable(tmp_path / "new" / "deeper.json")  # nearest existing ancestor: tmp_path
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match="is a file, not a directory"):
-        io.check_writable(tmp_path / "afile" / "r.json")
+        outputs.check_writable(tmp_path / "afile" / "r.json")
