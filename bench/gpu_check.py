@@ -244,7 +244,7 @@ def _base() -> Path:
 
 
 def _train(ctx: Ctx, name: str, device: str, dtype: str, steps: int, **kw: Any) -> dict[str, Any]:
-    from ropescale.config import LoadOptions, RopeScaling, TrainConfig
+    from ropescale.config import LoadOptions, RopeScaling, TrainConfig, build
     from ropescale.train.run import run_train
 
     out = ctx.work / name
@@ -256,7 +256,7 @@ def _train(ctx: Ctx, name: str, device: str, dtype: str, steps: int, **kw: Any) 
         load=LoadOptions(device=device, dtype=dtype),
     )  # fmt: skip
     base.update(kw)
-    summary = run_train(TrainConfig(**base))
+    summary = run_train(build(TrainConfig, base))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"summary": summary, "losses": [r["loss"] for r in rows], "out": out}
 

@@ -224,7 +224,7 @@ def world(tmp_path_factory):
     """A scratch tree: a tiny model, a corpus, a finished training run, and files that are wrong on purpose."""
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
-    from ropescale.config import RopeScaling, TrainConfig
+    from ropescale.config import RopeScaling, TrainConfig, build
     from ropescale.train.run import run_train
 
     w = tmp_path_factory.mktemp("world")
@@ -255,8 +255,8 @@ def world(tmp_path_factory):
     _header_only_gguf(w / "header.gguf")
     _char_tokenizer_model(w / "chars")
     run_train(
-        TrainConfig(
-            model=str(w / "model"), out=w / "done", data=str(w / "corpus"), rope=RopeScaling("linear", 2.0),
+        build(
+            TrainConfig, model=str(w / "model"), out=w / "done", data=str(w / "corpus"), rope=RopeScaling("linear", 2.0),
             steps=2, batch_size=2, micro_batch_size=2, save_every=1, eval_sequences=1, warmup_steps=1,
             lr=1e-3, activation_checkpointing=False,
         )

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from ropescale.config import PasskeyConfig, PplConfig, TheoryConfig, TrainConfig
+from ropescale.config import PasskeyConfig, PplConfig, TheoryConfig, TrainConfig, build
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (
-            lambda: TrainConfig(model="m", out="o", steps=1.5),
+            lambda: build(TrainConfig, model="m", out="o", steps=1.5),
             "--steps must be an integer >= 1, got 1.5",
         ),  # from a file
-        (lambda: TrainConfig(model="m", out="o", steps=True), "--steps must be an integer >= 1, got True"),
-        (lambda: TrainConfig(model="m", out="o", seq_len=1), "--seq-len must be an integer >= 2, got 1"),
         (
-            lambda: TrainConfig(model="m", out="o", weight_decay=-0.1),
+            lambda: build(TrainConfig, model="m", out="o", steps=True),
+            "--steps must be an integer >= 1, got True",
+        ),
+        (
+            lambda: build(TrainConfig, model="m", out="o", seq_len=1),
+            "--seq-len must be an integer >= 2, got 1",
+        ),
+        (
+            lambda: build(TrainConfig, model="m", out="o", weight_decay=-0.1),
             "--weight-decay must be a number >= 0, got -0.1",
         ),
         (
-            lambda: TrainConfig(model="m", out="o", max_grad_norm=float("nan")),
+            lambda: build(TrainConfig, model="m", out="o", max_grad_norm=float("nan")),
             "--max-grad-norm must be a number >= 0",
         ),
         (lambda: PplConfig(model="m", lengths=[512, 1]), "--lengths must be an integer >= 2, got 1"),
@@ -38,6 +44,8 @@ def test_bounds_name_the_flag_and_the_rule(make, message):
 
 
 def test_values_on_the_bound_and_floats_where_allowed_pass():
-    TrainConfig(model="m", out="o", steps=1, seq_len=2, weight_decay=0, max_grad_norm=0.5, warmup_steps=0)
+    build(
+        TrainConfig, model="m", out="o", steps=1, seq_len=2, weight_decay=0, max_grad_norm=0.5, warmup_steps=0
+    )
     PplConfig(model="m", lengths=[2, 4], stride=2)
     TheoryConfig(model="m", tokens=2, head_dim=2)

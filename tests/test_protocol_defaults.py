@@ -4,17 +4,17 @@ Changing one of them changes what a default run measures, so it must change here
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from ropescale.config import PretrainConfig, TrainConfig
 from ropescale.config.eval import PasskeyConfig, PplConfig, SummarizeConfig
+from ropescale.config.flat import flag, knobs
 from ropescale.eval import passkey
 
 
 def _defaults(cls) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    """{flag name: default} of every knob of `cls`, groups included (`lr` is `TrainConfig.optim.lr`)."""
+    return {flag(f).lstrip("-").replace("-", "_"): f.default for f in knobs(cls).values()}
 
 
 PROTOCOL = [

@@ -34,16 +34,18 @@ def _default(value: Any) -> str:
     return str(value)
 
 
-def _rows(cls: type, optional_group: bool = False) -> list[tuple[str, str, str]]:
-    from ropescale import cli
+def _rows(
+    cls: type, defaults: dict[str, Any], prefix: str = "", optional_group: bool = False
+) -> list[tuple[str, str, str]]:
+    """(flag, default, meaning) of each knob; `defaults` by dotted path (the command's, recipe applied)."""
+    from ropescale.config.flat import fields, flag
 
-    hints = typing.get_type_hints(cls)
     rows = []
-    for f in dataclasses.fields(cls):
-        tp, optional = cli._unwrap_optional(hints[f.name])
+    for f, tp, optional in fields(cls):
+        path = prefix + f.name
         if dataclasses.is_dataclass(tp):  # a group of flags (the scaling, loading): its own help first
             rows.append((f"*{f.name.replace('_', ' ')}:*", "", f.metadata.get("help", "")))
-            rows += _rows(tp, optional_group or optional)
+            rows += _rows(tp, defaults, path + ".", optional_group or optional)
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         choices = f.metadata.get("choices") or (
@@ -54,10 +56,9 @@ def _rows(cls: type, optional_group: bool = False) -> list[tuple[str, str, str]]
             if typing.get_origin(tp) not in (list, tuple):
                 name += f" (or `--{f.name.replace('_', '-')}`)"
         elif tp is bool:
-            flag = cli._flag(f)
-            name = f"`{flag}` / `--no-{flag[2:]}`"
+            name = f"`{flag(f)}` / `--no-{flag(f)[2:]}`"
         else:
-            name = f"`{cli._flag(f)}`"
+            name = f"`{flag(f)}`"
         if choices:
             name += " `{" + ",".join(map(str, choices)) + "}`"
         if required:
@@ -65,26 +66,31 @@ def _rows(cls: type, optional_group: bool = False) -> list[tuple[str, str, str]]
         elif optional_group:
             default = ""  # the nested group stays unset (e.g. the model's own scaling) unless a flag is used
         else:
-            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            default = _default(value)
+            default = _default(defaults[path])
         helptext = " ".join(f.metadata.get("help", "").split()).replace("|", "\\|")
         rows.append((name, default, helptext))
     return rows
 
 
 def flags_table(command: str) -> str:
-    """The markdown table of `ropescale COMMAND`'s flags."""
-    from ropescale.cli import COMMANDS, _usage
+    """The markdown table of `ropescale COMMAND`'s flags (its defaults with its recipe applied)."""
+    from ropescale.cli import COMMANDS, _usage, defaults
+    from ropescale.config.flat import recipe_names
 
     cmd = COMMANDS[command]
+    recipes = ", ".join(f"`{n}`" for n in recipe_names())
     lines = [
         f"`ropescale {command} {_usage(cmd.config)}`",
         "",
         "| flag | default | meaning |",
         "|---|---|---|",
-        "| `--config` FILE |  | JSON or TOML file of defaults (flags override it) |",
+        f"| `--config` FILE | {f'`{cmd.recipe}`' if cmd.recipe else ''} | JSON or TOML file of defaults (flags "
+        f"override it), or a shipped recipe: {recipes} (ropescale/recipes/) |",
     ]
-    lines += [f"| {name} | {default} | {helptext} |" for name, default, helptext in _rows(cmd.config)]
+    lines += [
+        f"| {name} | {default} | {helptext} |"
+        for name, default, helptext in _rows(cmd.config, defaults(command))
+    ]
     return "\n".join(lines) + "\n"
 
 

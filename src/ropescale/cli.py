@@ -2,9 +2,10 @@
 
 Each command is a config dataclass (config.py), a ``run_*(cfg) -> dict`` and a ``format_*(dict) -> str``.
 Flags are generated from the dataclass fields: a field's ``help`` is its --help text, nested dataclasses
-are flattened (so ``RopeScaling.factor`` is ``--factor``), bools get ``--x/--no-x``, lists are comma
-separated. ``--config FILE.json|.toml`` supplies defaults that flags override. A user error (ValueError
-and friends) prints one line on stderr and exits with code 2.
+are flattened (so ``RopeScaling.factor`` is ``--factor``; config/flat.py holds the mapping) and headed
+groups in --help, bools get ``--x/--no-x``, lists are comma separated. Defaults come in layers: the
+fields', the command's shipped recipe (``Command.recipe``), ``--config FILE.json|.toml|RECIPE``, and
+the flags win. A user error (ValueError and friends) prints one line on stderr and exits with code 2.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import json
 import os
 import sys
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import config as C
+from .config.flat import flag, knobs, nest, read, recipe_names, unwrap_optional
+from .config.flat import keys as flat_keys
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Command:
     run: str  # "module:function" returning a dict
     format: str  # "module:function" turning that dict into text
     help: str
+    recipe: str | None = None  # a shipped recipe (config/flat.py) whose values are this command's defaults
 
 
 COMMANDS: dict[str, Command] = {
@@ -56,6 +58,7 @@ COMMANDS: dict[str, Command] = {
         "ropescale.train.run:run_pretrain",
         "ropescale.train.run:format_train",
         "train the built-in tiny LLaMA and its BPE tokenizer from scratch at a short window (CPU, minutes)",
+        recipe="pretrain",
     ),
     "train": Command(
         C.TrainConfig,
@@ -119,14 +122,6 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- dataclass -> flags
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else tp), True
-    return tp, False
-
-
 def _list_parser(item: type, name: str):
     def parse(text: str) -> list:
         try:
@@ -140,17 +135,16 @@ def _list_parser(item: type, name: str):
     return parse
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optional_group: bool) -> None:
+def _add_fields(parser: Any, cls: type, prefix: str, optional_group: bool, top: Any = None) -> None:
+    """Add the flags of `cls`'s fields to `parser`; a group's flags go under its own heading in --help."""
+    top = top or parser
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        tp, optional = _unwrap_optional(hints[f.name])
+        tp, optional = unwrap_optional(hints[f.name])
         dest = prefix + f.name
         if dataclasses.is_dataclass(tp):
-            _add_fields(parser, tp, dest + ".", optional_group or optional)
+            heading = top.add_argument_group(f.metadata.get("help") or f.name.replace("_", " "))
+            _add_fields(heading, tp, dest + ".", optional_group or optional, top)
             continue
         helptext = f.metadata.get("help", "")
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -189,7 +183,7 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, prefix: str, optiona
             parser.add_argument(dest, **kwargs)
         else:
             # required flags are checked after --config files are merged (see `parse`)
-            parser.add_argument(_flag(f), **kwargs)
+            parser.add_argument(flag(f), **kwargs)
 
 
 ALIAS = "_alias."  # argparse dest prefix of a positional's --NAME spelling
@@ -197,7 +191,7 @@ ALIAS = "_alias."  # argparse dest prefix of a positional's --NAME spelling
 
 def _metavar(f: dataclasses.Field) -> str:
     """`--device DEVICE`, not the nested dest `LOAD.DEVICE`."""
-    return _flag(f).lstrip("-").replace("-", "_").upper()
+    return flag(f).lstrip("-").replace("-", "_").upper()
 
 
 def _merge_aliases(args: argparse.Namespace, strict: bool) -> str | None:
@@ -212,67 +206,6 @@ def _merge_aliases(args: argparse.Namespace, strict: bool) -> str | None:
             return f"{name.upper()} given twice (positional {getattr(args, dest)!r} and --{name} {value!r}); pass one"
         setattr(args, dest, value)
     return None
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    """Instantiate `cls` from the flat argparse values (nested dataclasses from their prefixed keys)."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        tp, optional = _unwrap_optional(hints[f.name])
-        key = prefix + f.name
-        if dataclasses.is_dataclass(tp):
-            sub = {k: v for k, v in values.items() if k.startswith(key + ".")}
-            if optional and all(v is None for v in sub.values()):
-                kwargs[f.name] = None
-                continue
-            sub = {k: v for k, v in sub.items() if v is not None}
-            kwargs[f.name] = _build(tp, sub, key + ".")
-        elif key in values:
-            value = values[key]
-            if isinstance(value, list) and typing.get_origin(tp) is tuple:
-                value = tuple(value)
-            kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def _file_defaults(path: str) -> dict[str, Any]:
-    """Flat {dest: value} from a JSON/TOML config file (nested tables become dotted keys)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--config {path}: no such file")
-    try:
-        if p.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(p.read_text())
-        else:
-            data = json.loads(p.read_text())
-    except Exception as err:
-        raise ValueError(f"--config {path}: not valid {p.suffix.lstrip('.') or 'JSON'} ({err})") from None
-
-    def flat(d: dict, prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-        return out
-
-    return flat(data)
-
-
-def _dests(cls: type, prefix: str = "") -> dict[str, str]:
-    """Map each field's bare name, its flag name and its dotted path to the argparse dest."""
-    hints = typing.get_type_hints(cls)
-    out: dict[str, str] = {}
-    for f in dataclasses.fields(cls):
-        tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            out.update(_dests(tp, prefix + f.name + "."))
-        else:
-            out[prefix + f.name] = prefix + f.name
-            out.setdefault(f.name, prefix + f.name)
-            out.setdefault(_flag(f).lstrip("-").replace("-", "_"), prefix + f.name)  # e.g. "method"
-    return out
 
 
 # ----------------------------------------------------------------------------- parser and main
@@ -298,7 +231,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             holder = key
         usage = f"%(prog)s {_usage(cmd.config)}"
         sub = groups[holder].add_parser(leaf, help=cmd.help, description=cmd.help, usage=usage)
-        sub.add_argument("--config", metavar="FILE", help="JSON or TOML file of defaults (flags override it)")
+        sub.add_argument(
+            "--config",
+            metavar="FILE",
+            help="JSON or TOML file of defaults (flags override it), or a shipped recipe's name: "
+            + ", ".join(recipe_names()),
+        )
         _add_fields(sub, cmd.config, "", False)
         sub.set_defaults(_command=name)
         leaves[name] = sub
@@ -310,13 +248,13 @@ def _usage(cls: type) -> str:
     hints = typing.get_type_hints(cls)
     words = []
     for f in dataclasses.fields(cls):
-        tp, _ = _unwrap_optional(hints[f.name])
+        tp, _ = unwrap_optional(hints[f.name])
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if dataclasses.is_dataclass(tp) or not (required or f.metadata.get("positional")):
             continue
         name = f.name.upper()
         if not f.metadata.get("positional"):
-            words.append(f"{_flag(f)} {_metavar(f)}")
+            words.append(f"{flag(f)} {_metavar(f)}")
         elif typing.get_origin(tp) in (list, tuple):
             words.insert(0, f"{name} [{name} ...]")
         else:
@@ -340,19 +278,35 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
     twice = _merge_aliases(args, strict=True)
     if twice:
         leaves[args._command].error(twice)
-    if args.config:  # the file's values become defaults; flags given on the command line still win
-        dests = _dests(cmd.config)
-        file_values = _file_defaults(args.config)
-        unknown = sorted(k for k in file_values if k not in dests)
-        if unknown:
-            raise ValueError(f"--config {args.config}: unknown keys {unknown}")
-        leaves[args._command].set_defaults(**{dests[k]: v for k, v in file_values.items()})
+    # defaults in layers: the fields' own, the command's shipped recipe, the --config file; flags given on
+    # the command line win over all of them
+    layers = [name for name in (cmd.recipe, args.config) if name]
+    if layers:
+        dests = flat_keys(cmd.config)
+        for name in layers:
+            values = read(name)
+            unknown = sorted(k for k in values if k not in dests)
+            if unknown:
+                raise ValueError(f"--config {name}: unknown keys {unknown}")
+            leaves[args._command].set_defaults(**{dests[k]: v for k, v in values.items()})
         args = parser.parse_args(argv)
         _merge_aliases(args, strict=False)  # a --NAME flag wins over the file, like every flag
-    missing = [flag for dest, flag in _required(cmd.config).items() if getattr(args, dest, None) is None]
+    missing = [name for dest, name in _required(cmd.config).items() if getattr(args, dest, None) is None]
     if missing:
         leaves[args._command].error(f"the following arguments are required: {', '.join(missing)}")
-    return args._command, _build(cmd.config, vars(args))
+    return args._command, nest(cmd.config, vars(args))
+
+
+def defaults(command: str) -> dict[str, Any]:
+    """{dotted path: default} of a command's knobs as its parser has them (its recipe applied)."""
+    cmd = COMMANDS[command]
+    values = {path: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+              for path, f in knobs(cmd.config).items()
+              if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}  # fmt: skip
+    if cmd.recipe:
+        dests = flat_keys(cmd.config)
+        values.update({dests[k]: v for k, v in read(cmd.recipe).items()})
+    return values
 
 
 def _required(cls: type, prefix: str = "") -> dict[str, str]:
@@ -360,12 +314,12 @@ def _required(cls: type, prefix: str = "") -> dict[str, str]:
     hints = typing.get_type_hints(cls)
     out: dict[str, str] = {}
     for f in dataclasses.fields(cls):
-        tp, optional = _unwrap_optional(hints[f.name])
+        tp, optional = unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp):
             if not optional:
                 out.update(_required(tp, prefix + f.name + "."))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            out[prefix + f.name] = f.name.upper() if f.metadata.get("positional") else _flag(f)
+            out[prefix + f.name] = f.name.upper() if f.metadata.get("positional") else flag(f)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ropescale.config import PretrainConfig
+from ropescale.config import PretrainConfig, build
 from ropescale.models.compat import rotary_dim
 from ropescale.models.tiny import build_tiny, tiny_config
 
@@ -25,6 +25,6 @@ def test_bad_head_sizes_name_the_flag():
     with pytest.raises(ValueError, match="unless --head-dim"):
         tiny_config(320, hidden_size=30, num_heads=4, num_kv_heads=1)
     with pytest.raises(ValueError, match="--head-dim must be an integer >= 0"):
-        PretrainConfig(out="x", seq_len=32, head_dim=-2)
+        build(PretrainConfig, out="x", seq_len=32, head_dim=-2)
     with pytest.raises(ValueError, match="--head-dim must be even"):  # before any tokenizer is trained
-        PretrainConfig(out="x", seq_len=32, head_dim=63)
+        build(PretrainConfig, out="x", seq_len=32, head_dim=63)

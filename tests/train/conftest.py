@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ropescale.config import PretrainConfig, TrainConfig
+from ropescale.config import PretrainConfig, TrainConfig, build
 
 TINY = dict(vocab_size=320, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
 
@@ -42,15 +42,15 @@ def tiny_base(tmp_path_factory, corpus):
     from ropescale.train.run import run_pretrain
 
     out = tmp_path_factory.mktemp("base") / "tiny"
-    cfg = PretrainConfig(
-        out=out, data=str(corpus), seq_len=32, steps=12, batch_size=8, micro_batch_size=8, lr=5e-3,
-        warmup_steps=2, save_every=0, **TINY,
+    cfg = build(
+        PretrainConfig, recipe="pretrain", out=out, data=str(corpus), seq_len=32, steps=12, batch_size=8,
+        micro_batch_size=8, lr=5e-3, warmup_steps=2, save_every=0, **TINY,
     )  # fmt: skip
     return out, run_pretrain(cfg)
 
 
 def train_cfg(model, out, data, **kw) -> TrainConfig:
-    """Small fine-tuning runs: window 32 -> 64 with PI unless told otherwise."""
+    """Small fine-tuning runs: window 32 -> 64 with PI unless told otherwise (`kw`: flags' names)."""
     from ropescale.config import RopeScaling
 
     base = dict(
@@ -58,7 +58,7 @@ def train_cfg(model, out, data, **kw) -> TrainConfig:
         micro_batch_size=2, lr=1e-3, warmup_steps=1, save_every=0, eval_sequences=4,
     )  # fmt: skip
     base.update(kw)
-    return TrainConfig(**base)
+    return build(TrainConfig, base)
 
 
 def metrics(out) -> list[dict]:

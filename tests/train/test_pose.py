@@ -67,7 +67,7 @@ def test_the_loop_hands_the_samplers_positions_to_the_model(tmp_path, tiny_base,
     monkeypatch.setattr(sampler_module.BatchSampler, "next_batch", next_batch)
     monkeypatch.setattr(CausalLMLoss, "forward", forward)
     cfg = train_cfg(tiny_base[0], tmp_path / "run", corpus, steps=2, batch_size=8, micro_batch_size=2, **POSE)
-    assert cfg.activation_checkpointing
+    assert cfg.memory.activation_checkpointing
     result = run_train(cfg)
     train_seen = [p for p in seen if p is not None]  # validation runs with contiguous ids (None)
     assert len(drawn) == 2 and len(train_seen) == 8

@@ -25,12 +25,12 @@ SCHEMES = {"contiguous": {}, "pose": {"positions": "pose", "seq_len": 32}}
 
 
 def _argv(cfg) -> list[str]:
-    extra = ["--positions", cfg.positions] + (["--seq-len", str(cfg.seq_len)] if cfg.seq_len else [])
+    extra = ["--positions", cfg.positions.scheme] + (["--seq-len", str(cfg.seq_len)] if cfg.seq_len else [])
     return [
-        "train", cfg.model, "--data", cfg.data, "--out", str(cfg.out), "--method", cfg.rope.rope_type,
+        "train", cfg.model, "--data", cfg.data.source, "--out", str(cfg.out), "--method", cfg.rope.rope_type,
         "--factor", str(cfg.rope.factor), "--steps", str(cfg.steps), "--batch-size", str(cfg.batch_size),
-        "--micro-batch-size", str(cfg.micro_batch_size), "--lr", str(cfg.lr), "--warmup-steps", "1",
-        "--save-every", str(cfg.save_every), "--eval-sequences", "4", "--val-fraction", str(cfg.val_fraction),
+        "--micro-batch-size", str(cfg.micro_batch_size), "--lr", str(cfg.optim.lr), "--warmup-steps", "1",
+        "--save-every", str(cfg.checkpoints.save_every), "--eval-sequences", "4", "--val-fraction", str(cfg.data.val_fraction),
         *extra,
     ]  # fmt: skip
 

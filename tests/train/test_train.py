@@ -41,12 +41,14 @@ def _plain_loop(model_dir, rope, cfg, packed, steps):
     lm = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     scale_model(lm, rope)
     lm.train()
-    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0, eps=1e-8)
+    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95), weight_decay=0.0, eps=1e-8)
     sampler = BatchSampler(packed, cfg.batch_size, cfg.seed)
     losses = []
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * (0.1 + 0.9 * step / cfg.warmup_steps if step < cfg.warmup_steps else 1.0)
+            group["lr"] = cfg.optim.lr * (
+                0.1 + 0.9 * step / cfg.optim.warmup_steps if step < cfg.optim.warmup_steps else 1.0
+            )
         ids, labels, _ = sampler.next_batch()
         loss = lm(input_ids=ids, labels=labels).loss
         loss.backward()
@@ -65,7 +67,7 @@ def test_train_matches_a_plain_transformers_loop(tmp_path, tiny_base, corpus, me
     )
     result = run_train(cfg)
     tok_packed = pack(
-        DataRequest(str(corpus), seq_len=64, val_fraction=cfg.val_fraction),
+        DataRequest(str(corpus), seq_len=64, val_fraction=cfg.data.val_fraction),
         __import__("transformers").AutoTokenizer.from_pretrained(base),
         tmp_path / "ft" / ".cache",
     )
@@ -83,7 +85,10 @@ def test_train_matches_a_plain_transformers_loop(tmp_path, tiny_base, corpus, me
     assert (tmp_path / "ft" / "model.safetensors").is_file() and (
         tmp_path / "ft" / "tokenizer.json"
     ).is_file()
-    assert json.loads((tmp_path / "ft" / "train_config.json").read_text())["config"]["lr"] == cfg.lr
+    assert (
+        json.loads((tmp_path / "ft" / "train_config.json").read_text())["config"]["optim"]["lr"]
+        == cfg.optim.lr
+    )
     row = metrics(tmp_path / "ft")[-1]
     assert {"step", "loss", "lr", "tokens_per_s", "peak_memory_mb", "val_loss"} <= set(row)
 
@@ -156,7 +161,9 @@ def test_passkey_batches_at_their_span_match_a_plain_loop(tmp_path, tiny_base, c
     cfg = train_cfg(base, tmp_path / "ft", corpus, rope=rope, steps=2, warmup_steps=1, **kw)
     run_train(cfg)
     tok = AutoTokenizer.from_pretrained(base)
-    packed = pack(DataRequest(str(corpus), seq_len=512, val_fraction=cfg.val_fraction), tok, tmp_path / "c")
+    packed = pack(
+        DataRequest(str(corpus), seq_len=512, val_fraction=cfg.data.val_fraction), tok, tmp_path / "c"
+    )
     maker = PasskeyMaker.for_tokenizer(tok, 256, 0.0, answer_only=True)
     sampler = BatchSampler(packed, 4, cfg.seed, maker, 1.0, passkey_batches=True)
     ids, labels, _ = sampler.next_batch()

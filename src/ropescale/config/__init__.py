@@ -6,7 +6,8 @@ A field's metadata may also carry:
 Validation lives in ``__post_init__`` and raises ``ValueError`` naming the flag.
 
 One module per group of commands: base (knob, RopeScaling, LoadOptions, extend, inspect), theory, train
-(pretrain, train), eval (eval ..., report), demo.
+(pretrain, train and their groups of knobs), eval (eval ..., report), demo; flat (the flat names of nested
+configs that flags, --config files and recipes use, and `build` for Python callers).
 """
 
 from .base import (
@@ -22,8 +23,26 @@ from .base import (
 )
 from .demo import DEMO_MODELS, DemoConfig
 from .eval import HarnessConfig, PasskeyConfig, PplConfig, ReportConfig, RulerConfig, SummarizeConfig
+from .flat import build
 from .theory import THEORY_FIT_DTYPES, TheoryConfig
-from .train import PASSKEY_LOSSES, SCHEDULES, TASKS, PretrainConfig, TrainConfig, TrainOptions
+from .train import (
+    PASSKEY_LOSSES,
+    SCHEDULES,
+    TASKS,
+    CheckpointOptions,
+    DataOptions,
+    LoraOptions,
+    MemoryOptions,
+    ModelShape,
+    Objective,
+    OptimOptions,
+    PasskeyMix,
+    PositionOptions,
+    PretrainConfig,
+    TokenizerOptions,
+    TrainConfig,
+    TrainOptions,
+)
 
 __all__ = [
     "DEMO_MODELS",
@@ -34,12 +53,21 @@ __all__ = [
     "SCHEDULES",
     "TASKS",
     "THEORY_FIT_DTYPES",
+    "CheckpointOptions",
+    "DataOptions",
     "DemoConfig",
     "ExtendConfig",
     "HarnessConfig",
     "InspectConfig",
     "LoadOptions",
+    "LoraOptions",
+    "MemoryOptions",
+    "ModelShape",
+    "Objective",
+    "OptimOptions",
     "PasskeyConfig",
+    "PasskeyMix",
+    "PositionOptions",
     "PplConfig",
     "PretrainConfig",
     "ReportConfig",
@@ -47,8 +75,10 @@ __all__ = [
     "RulerConfig",
     "SummarizeConfig",
     "TheoryConfig",
+    "TokenizerOptions",
     "TrainConfig",
     "TrainOptions",
+    "build",
     "knob",
     "resolve_path",
 ]

@@ -29,12 +29,13 @@ def at_least(cfg: Any, low: float, *names: str, integer: bool = True) -> None:
     """The one bound check of every config: each named knob is None or a finite number >= `low` (an
     integer unless `integer` is False), or a list of such numbers; the error names the knob as its flag."""
     kinds = int if integer else (int, float)
+    flags = {f.name: f.metadata.get("flag") for f in dataclasses.fields(cfg)}
     for name in names:
-        value = getattr(cfg, name)
+        value, flag = getattr(cfg, name), flags.get(name) or "--" + name.replace("_", "-")
         for v in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
             if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) or v < low:
                 what = "an integer" if integer else "a number"
-                raise ValueError(f"--{name.replace('_', '-')} must be {what} >= {low:g}, got {v!r}")
+                raise ValueError(f"{flag} must be {what} >= {low:g}, got {v!r}")
 
 
 def _positive(name: str, value: float | None, flag: str) -> None:

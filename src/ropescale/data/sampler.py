@@ -36,6 +36,12 @@ def to_labels(ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return labels
 
 
+def rows_per_sequence(seq_len: int, row_len: int) -> int:
+    """How many rows of `row_len` tokens stand in for one packed sequence of `seq_len` (passkey rows at
+    --passkey-span: a batch, and each micro-batch of it, then holds the usual number of tokens)."""
+    return max(1, seq_len // row_len)
+
+
 class Batch(NamedTuple):
     """One global batch: input_ids and labels (n, T) int64, and position ids (n, T) int64 or None for
     the model's own contiguous 0..T-1."""
@@ -114,7 +120,7 @@ class BatchSampler:
             passkey = bool(self.makers) and rng.random() < self.passkey_fraction
             if passkey:
                 maker = self.makers[int(rng.integers(len(self.makers)))]
-                n *= max(1, self.packed.seq_len // maker.seq_len)
+                n *= rows_per_sequence(self.packed.seq_len, maker.seq_len)
         rows = [self._item(passkey, maker) for _ in range(n)]
         ids = torch.from_numpy(np.stack([r[0] for r in rows]))
         labels = torch.from_numpy(np.stack([r[1] for r in rows]))

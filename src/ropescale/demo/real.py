@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs
-from ..config import LoadOptions, RopeScaling, TrainConfig
+from ..config import (
+    CheckpointOptions,
+    DataOptions,
+    LoadOptions,
+    MemoryOptions,
+    OptimOptions,
+    PositionOptions,
+    RopeScaling,
+    TrainConfig,
+)
 from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
 
@@ -104,13 +113,16 @@ def finetune(base: Path, rope: RopeScaling, positions: str, out: Path, steps: in
 
     return run_train(
         TrainConfig(
-            model=str(base), rope=rope, out=out, data=str(data), seq_len=b.seq_len, positions=positions,
-            steps=steps, batch_size=b.batch_size, micro_batch_size=b.batch_size, lr=b.lr,
-            warmup_steps=b.warmup_steps, val_fraction=0.0, save_every=0 if last else 10**9,
-            activation_checkpointing=False,  # 1 x 2048 tokens fit without it, and each step is ~6% faster
-            keep_checkpoints=1, resume=(out / "checkpoints").is_dir(), seed=seed,
-            max_tokens=b.seq_len * b.batch_size * max(b.checkpoints) + b.seq_len,
-            cache_dir=out.parent / ".cache", load=LoadOptions(dtype="float32"),
+            model=str(base), rope=rope, out=out, seq_len=b.seq_len, steps=steps, batch_size=b.batch_size,
+            micro_batch_size=b.batch_size, resume=(out / "checkpoints").is_dir(), seed=seed,
+            data=DataOptions(source=str(data), val_fraction=0.0, cache_dir=out.parent / ".cache",
+                             max_tokens=b.seq_len * b.batch_size * max(b.checkpoints) + b.seq_len),
+            positions=PositionOptions(scheme=positions),
+            optim=OptimOptions(lr=b.lr, warmup_steps=b.warmup_steps),
+            # 1 x 2048 tokens fit without activation checkpointing, and each step is ~6% faster
+            memory=MemoryOptions(activation_checkpointing=False),
+            checkpoints=CheckpointOptions(save_every=0 if last else 10**9, keep_checkpoints=1),
+            load=LoadOptions(dtype="float32"),
         )
     )  # fmt: skip
 

@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs
-from ..config import LoadOptions, RopeScaling, TrainConfig
+from ..config import (
+    CheckpointOptions,
+    DataOptions,
+    LoadOptions,
+    MemoryOptions,
+    OptimOptions,
+    PasskeyMix,
+    PretrainConfig,
+    RopeScaling,
+    TrainConfig,
+)
+from ..config.flat import by_flag
 from . import ablation
 from .ablation import ShortRange
 from .evals import Evaluator, Row
@@ -66,7 +77,8 @@ def base_info(base: Path) -> dict[str, Any]:
     record = base / "ropescale.json"
     if record.is_file():
         r = json.loads(record.read_text())
-        cfg = r.get("config", {})
+        command = r.get("command", "pretrain")
+        cfg = by_flag(TrainConfig if command == "train" else PretrainConfig, r.get("config", {}))
         info.update(
             data=cfg.get("data", "shakespeare"),
             val_fraction=cfg.get("val_fraction", 0.02),
@@ -74,7 +86,7 @@ def base_info(base: Path) -> dict[str, Any]:
             parameters=r.get("parameters"),
             passkey_fraction=cfg.get("passkey_fraction", 0.0),
             passkey_loss=cfg.get("passkey_loss", "document"),
-            commands=[command_line(r.get("command", "pretrain"), cfg)],
+            commands=[command_line(command, cfg)],
         )
     recipe = base / "recipe.json"
     if recipe.is_file():
@@ -87,8 +99,9 @@ def base_info(base: Path) -> dict[str, Any]:
 
 
 def command_line(command: str, cfg: dict[str, Any]) -> str:
-    """The `ropescale pretrain|train` command line that reproduces a recorded configuration."""
-    skip = {"out", "load", "cache_dir", "overwrite", "resume", "model"}
+    """The `ropescale pretrain|train` command line that reproduces a configuration ({flag name: value},
+    `by_flag` of its record)."""
+    skip = {"out", "cache_dir", "overwrite", "resume", "model", "device", "dtype", "trust_remote_code"}
     parts = [f"ropescale {command}"] + ([str(cfg["model"])] if cfg.get("model") else []) + ["--out DIR"]
     for key, value in cfg.items():
         if key in skip or value is None or isinstance(value, dict):
@@ -134,13 +147,15 @@ def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, in
     resume = (out / "checkpoints").is_dir()
     run_train(
         TrainConfig(
-            model=str(base), rope=rope, out=out, data=info["data"], seq_len=window,
-            val_fraction=info["val_fraction"], max_tokens=tokens, steps=steps, batch_size=batch,
-            micro_batch_size=batch, lr=b.lr, warmup_steps=b.warmup_steps, save_every=10**9,
-            keep_checkpoints=1, eval_sequences=2, activation_checkpointing=False, resume=resume, seed=seed,
-            cache_dir=out.parent / ".cache", load=LoadOptions(dtype="float32"),
-            passkey_fraction=b.rehearse, passkey_loss="answer", passkey_min_fill=0.0,
-            passkey_span=info["window"],
+            model=str(base), rope=rope, out=out, seq_len=window, steps=steps, batch_size=batch,
+            micro_batch_size=batch, resume=resume, seed=seed,
+            data=DataOptions(source=info["data"], val_fraction=info["val_fraction"], max_tokens=tokens,
+                             cache_dir=out.parent / ".cache"),
+            passkey=PasskeyMix(fraction=b.rehearse, loss="answer", min_fill=0.0, span=info["window"]),
+            optim=OptimOptions(lr=b.lr, warmup_steps=b.warmup_steps),
+            memory=MemoryOptions(activation_checkpointing=False),
+            checkpoints=CheckpointOptions(save_every=10**9, keep_checkpoints=1, eval_sequences=2),
+            load=LoadOptions(dtype="float32"),
         )
     )  # fmt: skip
 

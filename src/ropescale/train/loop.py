@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import outputs
-from ..data.sampler import BatchSampler
+from ..data.sampler import BatchSampler, rows_per_sequence
 from . import checkpoint, dist
 from .dist import Dist
 
@@ -88,7 +88,7 @@ def train_step(job: Job) -> float:
     total = torch.zeros((), device=job.d.device)
     # rows shorter than the packed sequences (passkey batches at --passkey-span): as many tokens per
     # micro-batch as usual, so more rows
-    micro = job.micro_batch_size * max(1, job.sampler.packed.seq_len // ids.shape[1])
+    micro = job.micro_batch_size * rows_per_sequence(job.sampler.packed.seq_len, ids.shape[1])
     starts = range(0, len(ids), micro)
     for i, start in enumerate(starts):
         dist.set_sync(job.root, i == len(starts) - 1)

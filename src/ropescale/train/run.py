@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .. import outputs
-from ..config import PretrainConfig, TrainConfig, TrainOptions
+from ..config import LoraOptions, Objective, PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
 from ..data.corpora import load_records
 from ..data.positions import Positions
@@ -31,14 +31,21 @@ from . import checkpoint, dist, loop
 from .loss import CausalLMLoss
 from .optim import make_optimizer, make_scheduler
 
-# knobs a resumed run must share with its checkpoint besides the fingerprint's (--steps may be raised to
-# train on: the schedule then runs to the new total)
-RECIPE = ("lr", "warmup_steps", "warmup_start", "schedule", "min_lr_ratio", "weight_decay", "beta1", "beta2")
-RECIPE += ("max_grad_norm",)
-
 
 def _recipe(cfg: TrainOptions) -> dict[str, Any]:
-    return {**{k: getattr(cfg, k) for k in RECIPE}, "dtype": cfg.load.dtype}
+    """What a resumed run must share with its checkpoint besides the fingerprint's: the optimizer and
+    schedule, and the dtype (--steps may be raised to train on: the schedule then runs to the new total)."""
+    return {**dataclasses.asdict(cfg.optim), "dtype": cfg.load.dtype}
+
+
+@dataclass(frozen=True)
+class Trainee:
+    """What the command trains, beside the shared knobs: the model's name in the records, the objective
+    and LoRA (`pretrain`: the tiny model, language modelling, all weights)."""
+
+    model: str
+    objective: Objective = field(default_factory=Objective)
+    lora: LoraOptions = field(default_factory=LoraOptions)
 
 
 @dataclass
@@ -55,7 +62,7 @@ class Start:
     created: bool = False  # this run made `work` (so a failure before its first checkpoint removes it)
 
 
-def _start_out(cfg: TrainOptions) -> Start:
+def _start_out(cfg: TrainOptions, who: Trainee) -> Start:
     """Check --out, --resume's checkpoint and recipe, and the data, before slow work; writes nothing."""
     out = Path(cfg.out)
     work = checkpoint.partial_dir(out)
@@ -66,7 +73,7 @@ def _start_out(cfg: TrainOptions) -> Start:
                 f"--out {out}: an unfinished run is in {work}; pass --resume to continue it or --overwrite "
                 "to start over"
             )
-        _check_data(cfg)
+        _check_data(cfg, who.objective)
         return Start(out, work)
     outputs.check_writable(out)
     source = work if work.is_dir() else out  # an interrupted run, else a finished one to train on
@@ -83,19 +90,20 @@ def _start_out(cfg: TrainOptions) -> Start:
             f"--resume: {found} is at step {step} and --steps is {cfg.steps}: nothing to train; raise --steps "
             "to train on"
         )
-    _check_data(cfg)
+    _check_data(cfg, who.objective)
     return Start(out, work, found, out if source == out else None, skipped, step)
 
 
-def _check_data(cfg: TrainOptions) -> None:
+def _check_data(cfg: TrainOptions, objective: Objective) -> None:
     """--data names readable documents: the first one is read (the rest when the data is packed)."""
-    task = getattr(cfg, "task", "lm")
-    fields = (cfg.text_field,) if task == "lm" else (cfg.report_field, cfg.summary_field)
-    records = load_records(cfg.data, fields, cfg.split)
+    data = cfg.data
+    lm = objective.task == "lm"
+    fields = (data.text_field,) if lm else (objective.report_field, objective.summary_field)
+    records = load_records(data.source, fields, data.split)
     try:
         next(records)
     except StopIteration:  # load_records raises for no documents; an empty generator cannot reach here
-        raise ValueError(f"--data {cfg.data}: no documents found") from None
+        raise ValueError(f"--data {data.source}: no documents found") from None
     finally:
         records.close()
 
@@ -153,7 +161,8 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
     from ..models.prepare import prepare_model
 
-    start = _start_out(cfg)
+    who = Trainee(cfg.model, cfg.objective, cfg.lora)
+    start = _start_out(cfg, who)
     d = dist.init(cfg.load.device, cfg.deterministic)
     torch.manual_seed(cfg.seed)  # dropout and LoRA's initialisation follow --seed (the same on every rank)
     load = dataclasses.replace(cfg.load, dtype="float32") if cfg.load.dtype == "auto" else cfg.load
@@ -161,15 +170,15 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
         load = dataclasses.replace(load, device="cpu")
     lm, tokenizer, spec = prepare_model(cfg.model, load, cfg.rope, check=lambda plan: _positions(cfg, plan))
     positions = training_positions(cfg, spec, int(lm.config.max_position_embeddings))
-    if cfg.activation_checkpointing:
-        compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
-    if cfg.lora:
+    if cfg.memory.activation_checkpointing:
+        compat.set_activation_checkpointing(lm, True, cfg.memory.checkpoint_every_n_layers)
+    if cfg.lora.enabled:
         from .lora import add_lora
 
-        lm = add_lora(lm, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+        lm = add_lora(lm, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets)
     _open_work(start, cfg, d)
     with _cleanup_on_failure(start, d):
-        return _fit_and_save(cfg, lm, tokenizer, spec, d, start, "train", positions)
+        return _fit_and_save(cfg, who, lm, tokenizer, spec, d, start, "train", positions)
 
 
 def _positions(cfg: TrainConfig, plan: ScalingPlan) -> Positions:
@@ -179,9 +188,10 @@ def _positions(cfg: TrainConfig, plan: ScalingPlan) -> Positions:
 def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
     """The position-id scheme of a run, checked against the model's window after scaling (before anything
     is written): contiguous ids 0..seq-len-1, or PoSE ids spanning the target window."""
+    p = cfg.positions
     seq_len = cfg.seq_len or window
-    target = cfg.target_window or window
-    if spec.rope_type == "dynamic" and cfg.positions == "pose":
+    target = p.target_window or window
+    if spec.rope_type == "dynamic" and p.scheme == "pose":
         raise ValueError(
             "--positions pose does not go with dynamic NTK (the model's own rope): it rescales by the "
             "largest position id of each batch, so random skips would train every batch at another scaling"
@@ -198,38 +208,35 @@ def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
         )
     if target < seq_len:
         raise ValueError(f"--target-window ({target}) must be >= the sequence length ({seq_len})")
-    if cfg.positions == "pose" and seq_len >= target:
+    if p.scheme == "pose" and seq_len >= target:
         raise ValueError(
             f"--positions pose: the sequences (--seq-len {seq_len}) already cover the target window "
             f"({target}), so there is nothing to skip; lower --seq-len"
         )
-    if cfg.pose_chunks > seq_len:
-        raise ValueError(f"--pose-chunks ({cfg.pose_chunks}) must be <= the sequence length ({seq_len})")
-    return Positions(cfg.positions, cfg.pose_chunks, target)
+    if p.pose_chunks > seq_len:
+        raise ValueError(f"--pose-chunks ({p.pose_chunks}) must be <= the sequence length ({seq_len})")
+    return Positions(p.scheme, p.pose_chunks, target)
 
 
 def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train the `tiny` model and its tokenizer from scratch at window L = --seq-len."""
     from ..models.tiny import build_tiny, tiny_config
 
-    shape = dict(
-        window=cfg.seq_len, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-        num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size, rope_theta=cfg.rope_theta,
-        head_dim=cfg.head_dim,
-    )  # fmt: skip
-    tiny_config(cfg.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
-    start = _start_out(cfg)
+    shape = dict(window=cfg.seq_len, **dataclasses.asdict(cfg.shape))
+    tiny_config(cfg.tokenizer.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
+    who = Trainee("tiny")
+    start = _start_out(cfg, who)
     d = dist.init(cfg.load.device, cfg.deterministic)
     _open_work(start, cfg, d)
     with _cleanup_on_failure(start, d):
         tokenizer = _pretrain_tokenizer(cfg, start.work, d)
         config = tiny_config(len(tokenizer), eos_token_id=tokenizer.eos_token_id, **shape)
         lm = build_tiny(config, cfg.seed)
-        if cfg.activation_checkpointing:
-            compat.set_activation_checkpointing(lm, True, cfg.checkpoint_every_n_layers)
+        if cfg.memory.activation_checkpointing:
+            compat.set_activation_checkpointing(lm, True, cfg.memory.checkpoint_every_n_layers)
         positions = Positions(target_window=cfg.seq_len)
         spec = rope_state(lm.config).spec
-        return _fit_and_save(cfg, lm, tokenizer, spec, d, start, "pretrain", positions)
+        return _fit_and_save(cfg, who, lm, tokenizer, spec, d, start, "pretrain", positions)
 
 
 def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
@@ -243,11 +250,11 @@ def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
 
     saved = work / "tokenizer"
     if d.main and not (saved / "tokenizer.json").is_file():
-        texts = load_documents(cfg.data, cfg.text_field, cfg.split)
-        if cfg.passkey_fraction > 0:  # the prompt is part of the training text, so the tokenizer sees it
+        texts = load_documents(cfg.data.source, cfg.data.text_field, cfg.data.split)
+        if cfg.passkey.fraction > 0:  # the prompt is part of the training text, so the tokenizer sees it
             samples = [passkey_text(10000 + 7919 * i % 90000, 97 * i % 800, 61 * i % 800) for i in range(200)]
             texts = _chain(samples, texts)
-        tok = train_tokenizer(texts, cfg.vocab_size, cfg.tokenizer_chars)
+        tok = train_tokenizer(texts, cfg.tokenizer.vocab_size, cfg.tokenizer.tokenizer_chars)
         tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.tmp-", dir=work))
         tok.save_pretrained(tmp)
         tmp.chmod(0o755)
@@ -261,20 +268,23 @@ def _chain(first: list[str], rest: Any) -> Any:
     yield from rest
 
 
-def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist, work: Path) -> Any:
+def _data(
+    cfg: TrainOptions, objective: Objective, tokenizer: Any, seq_len: int, d: dist.Dist, work: Path
+) -> Any:
+    data = cfg.data
     request = DataRequest(
-        data=cfg.data,
+        data=data.source,
         seq_len=seq_len,
-        text_field=cfg.text_field,
-        split=cfg.split,
-        val_fraction=cfg.val_fraction,
-        max_tokens=cfg.max_tokens,
-        task=getattr(cfg, "task", "lm"),
-        report_field=getattr(cfg, "report_field", "report"),
-        summary_field=getattr(cfg, "summary_field", "summary"),
-        max_summary_tokens=getattr(cfg, "max_summary_tokens", 1000),
+        text_field=data.text_field,
+        split=data.split,
+        val_fraction=data.val_fraction,
+        max_tokens=data.max_tokens,
+        task=objective.task,
+        report_field=objective.report_field,
+        summary_field=objective.summary_field,
+        max_summary_tokens=objective.max_summary_tokens,
     )
-    cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else work / ".cache"
+    cache = Path(data.cache_dir) if data.cache_dir is not None else work / ".cache"
     packed = pack(request, tokenizer, cache) if d.main else None
     dist.wait_for_main(d)
     return packed if packed is not None else pack(request, tokenizer, cache)
@@ -282,6 +292,7 @@ def _data(cfg: TrainOptions, tokenizer: Any, seq_len: int, d: dist.Dist, work: P
 
 def _job(
     cfg: TrainOptions,
+    who: Trainee,
     lm: Any,
     tokenizer: Any,
     spec: Any,
@@ -295,83 +306,78 @@ def _job(
             f"--batch-size ({cfg.batch_size}) must be a multiple of --micro-batch-size x processes "
             f"({cfg.micro_batch_size} x {d.world})"
         )
-    packed = _data(cfg, tokenizer, seq_len, d, work)
-    maker = None
-    if cfg.passkey_fraction > 0:
-        answer = cfg.passkey_loss == "answer"
-        maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len, cfg.passkey_min_fill, answer, cfg.passkey_span)
-        if answer:  # whole passkey batches hold rows of the span's length, more of them per step
-            spans = [maker.span]
-            while cfg.passkey_span_mix and spans[-1] * 2 <= seq_len:
-                spans.append(spans[-1] * 2)
-            maker = tuple(dataclasses.replace(maker, seq_len=n, span=n) for n in spans)
-    sampler = BatchSampler(
-        packed,
-        cfg.batch_size,
-        cfg.seed,
-        maker,
-        cfg.passkey_fraction,
-        cfg.passkey_loss == "answer",
-        positions,
-    )
-    root = CausalLMLoss(lm, cfg.loss_chunk)
+    packed = _data(cfg, who.objective, tokenizer, seq_len, d, work)
+    pk, maker = cfg.passkey, None
+    if pk.fraction > 0:
+        maker = PasskeyMaker.for_tokenizer(tokenizer, seq_len, pk.min_fill, pk.whole_batches, pk.span)
+        if pk.whole_batches:  # whole passkey batches hold rows of the span's length, more of them per step
+            maker = tuple(
+                dataclasses.replace(maker, seq_len=n, span=n) for n in pk.spans(maker.span, seq_len)
+            )
+    sampler = BatchSampler(packed, cfg.batch_size, cfg.seed, maker, pk.fraction, pk.whole_batches, positions)
+    root = CausalLMLoss(lm, cfg.memory.loss_chunk)
     # one precision scheme for 1 and N processes (train/dist.py): fp32 weights, grads and optimizer
     # state, and on a GPU with --dtype auto, bf16 autocast
     gpu_bf16 = d.device.type == "cuda" and cfg.load.dtype == "auto"
     dist.shard(root, lm, d)
     if not d.sharded:
         root.to(d.device)
-    optimizer = make_optimizer(root, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
+    o = cfg.optim
+    optimizer = make_optimizer(root, o.lr, (o.beta1, o.beta2), o.weight_decay)
     scheduler = make_scheduler(
-        optimizer, cfg.warmup_steps, cfg.warmup_start, cfg.schedule, cfg.steps, cfg.min_lr_ratio
+        optimizer, o.warmup_steps, o.warmup_start, o.schedule, cfg.steps, o.min_lr_ratio
     )
     return loop.Job(
         root=root,
         optimizer=optimizer,
         scheduler=scheduler,
         sampler=sampler,
-        val=validation_batches(packed, cfg.micro_batch_size * d.world, cfg.eval_sequences),
+        val=validation_batches(packed, cfg.micro_batch_size * d.world, cfg.checkpoints.eval_sequences),
         d=d,
         out=work,
         steps=cfg.steps,
         micro_batch_size=cfg.micro_batch_size,
-        max_grad_norm=cfg.max_grad_norm,
-        save_every=cfg.save_every,
-        keep=cfg.keep_checkpoints,
-        eval_every=cfg.eval_every,
-        fingerprint=_fingerprint(cfg, spec, packed, seq_len, positions),
+        max_grad_norm=o.max_grad_norm,
+        save_every=cfg.checkpoints.save_every,
+        keep=cfg.checkpoints.keep_checkpoints,
+        eval_every=cfg.checkpoints.eval_every,
+        fingerprint=_fingerprint(cfg, who, spec, packed, seq_len, positions),
         autocast_dtype=torch.bfloat16 if gpu_bf16 else None,
     )
 
 
 def _fingerprint(
-    cfg: TrainOptions, spec: Any, packed: Any, seq_len: int, positions: Positions
+    cfg: TrainOptions, who: Trainee, spec: Any, packed: Any, seq_len: int, positions: Positions
 ) -> dict[str, Any]:
-    """What a resumed run must share with the checkpoint for its batches and positions to be the same."""
+    """What a resumed run must share with the checkpoint for its batches and positions to be the same
+    (the keys of checkpoints written before the knobs were grouped, so those resume too)."""
+    pk = cfg.passkey
     return {
-        "model": getattr(cfg, "model", "tiny"),
+        "model": who.model,
         "rope": spec.to_dict(),
         "data": packed.fingerprint,
         "seq_len": seq_len,
         "batch_size": cfg.batch_size,
-        "passkey_fraction": cfg.passkey_fraction,
-        "passkey_loss": cfg.passkey_loss,
-        "passkey_min_fill": cfg.passkey_min_fill,
-        "passkey_span": cfg.passkey_span,
-        "passkey_span_mix": cfg.passkey_span_mix,
+        "passkey_fraction": pk.fraction,
+        "passkey_loss": pk.loss,
+        "passkey_min_fill": pk.min_fill,
+        "passkey_span": pk.span,
+        "passkey_span_mix": pk.span_mix,
         "seed": cfg.seed,
-        "lora": getattr(cfg, "lora", False),
+        "lora": who.lora.enabled,
         "positions": positions.fingerprint(),
         "recipe": _recipe(cfg),
     }
 
 
-def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions) -> dict[str, Any]:
+def _fit_and_save(
+    cfg, who: Trainee, lm, tokenizer, spec, d, start: Start, command, positions
+) -> dict[str, Any]:
     seq_len = cfg.seq_len or int(lm.config.max_position_embeddings)
     trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
     work = start.work
     try:
-        job = _job(cfg, lm, tokenizer, spec, d, seq_len, positions, work)
+        job = _job(cfg, who, lm, tokenizer, spec, d, seq_len, positions, work)
         resume_from = checkpoint.checkpoint_dir(work, start.base_step) if start.resume_from else None
         if resume_from is not None:
             loop.restore(job, resume_from)
@@ -382,12 +388,12 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
             )
         dist.barrier(d)
         result = loop.fit(job)
-        saved = _save_final(job, lm, tokenizer, cfg, d)
+        saved = _save_final(job, lm, tokenizer, who.lora, d)
         packed = job.sampler.packed
         summary = {
             "command": command,
             "out": str(cfg.out),
-            "model": getattr(cfg, "model", "tiny"),
+            "model": who.model,
             "parameters": saved.get("parameters"),
             "trainable_parameters": trainable,
             "scaling": spec.to_dict(),
@@ -417,16 +423,16 @@ def _fit_and_save(cfg, lm, tokenizer, spec, d, start: Start, command, positions)
     return summary
 
 
-def _final_model(job: loop.Job, lm: Any, cfg: Any, state: dict[str, torch.Tensor]) -> Any:
+def _final_model(job: loop.Job, lm: Any, lora: LoraOptions, state: dict[str, torch.Tensor]) -> Any:
     """The model to save on rank 0: the live one when it is whole, else rebuilt from the full state."""
     from transformers import AutoModelForCausalLM
 
     state = {k.removeprefix("lm."): v for k, v in state.items()}
     config = lm.config
-    if getattr(cfg, "lora", False):
+    if lora.enabled:
         from .lora import merged
 
-        model = merged(config, state, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+        model = merged(config, state, lora.rank, lora.alpha, lora.targets)
     elif not job.d.sharded:
         return lm
     else:
@@ -439,13 +445,13 @@ def _final_model(job: loop.Job, lm: Any, cfg: Any, state: dict[str, torch.Tensor
     return model
 
 
-def _save_final(job: loop.Job, lm: Any, tokenizer: Any, cfg: Any, d: dist.Dist) -> dict[str, Any]:
+def _save_final(job: loop.Job, lm: Any, tokenizer: Any, lora: LoraOptions, d: dist.Dist) -> dict[str, Any]:
     """Write the final transformers checkpoint into the run directory (a kill here leaves the run to
     --resume: it is not --out until it is complete)."""
-    state = dist.model_state(job.root, d) if (d.sharded or getattr(cfg, "lora", False)) else {}
+    state = dist.model_state(job.root, d) if (d.sharded or lora.enabled) else {}
     info: dict[str, Any] = {}
     if d.main:
-        model = _final_model(job, lm, cfg, state)
+        model = _final_model(job, lm, lora, state)
         if model.supports_gradient_checkpointing:
             compat.set_activation_checkpointing(model, False)
         model.save_pretrained(job.out)
