@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,18 +42,24 @@ def test_api_snippet(tmp_path):
     assert k_max == "None" or 0 <= int(k_max) <= 512
 
 
-@pytest.mark.slow  # five CLI processes (each imports torch and transformers): ~1 min on 2 cores
-def test_quickstart_commands(tmp_path):
-    """Each line of the quickstart, with `ropescale` this checkout's CLI and MODEL the shipped tiny model."""
-    from ropescale import TINY_MODEL
+def test_quickstart_commands(tmp_path, monkeypatch, capsys):
+    """Each line of the quickstart, with `ropescale` this checkout's CLI and MODEL the shipped tiny model.
+    bash runs the block as written with `ropescale` recording its arguments; the commands then run in this
+    process, in order (five fresh interpreters importing torch and transformers would cost ~40 s)."""
+    from ropescale import TINY_MODEL, cli
 
-    script = _block("quickstart.md", "sh")
-    prelude = f'ropescale() {{ {shlex.quote(sys.executable)} -m ropescale "$@"; }}\nset -e\n'
+    prelude = "ropescale() { printf '%q ' \"$@\" >> commands.txt; echo >> commands.txt; }\nset -e\n"
+    script = prelude + _block("quickstart.md", "sh")
     env = dict(_env(), MODEL=TINY_MODEL)
-    result = subprocess.run(
-        ["bash", "-c", prelude + script], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    commands = [shlex.split(line) for line in (tmp_path / "commands.txt").read_text().splitlines()]
+    assert [c[:1] for c in commands] == [["inspect"], ["extend"], ["eval"], ["eval"], ["report"]]
+    assert commands[0] == ["inspect", TINY_MODEL]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for argv in commands:
+        assert cli.main(argv) == 0, (argv, capsys.readouterr().err[-2000:])
     ppl = json.loads((tmp_path / "runs/qs/ppl.json").read_text())
     assert [r["length"] for r in ppl["lengths"]] == [256, 512] and ppl["model"]["method"] == "linear"
     passkey = json.loads((tmp_path / "runs/qs/passkey.json").read_text())

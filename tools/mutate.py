@@ -145,6 +145,17 @@ MUTATIONS = [
     m("dynamic-length-not-clamped", "rope/methods.py",
       [("length = orig if seq_len is None else max(int(seq_len), orig)",
         "length = orig if seq_len is None else int(seq_len)")], ["tests/rope"]),
+    # --- grouped knobs, recipes and the passkey span ratio (issue 19) ---
+    m("recipe-layer-skipped", "cli.py",
+      [("layers = [name for name in (cmd.recipe, args.config) if name]",
+        "layers = [name for name in (args.config,) if name]")],
+      ["tests/test_recipes.py::test_pretrain_starts_from_its_shipped_recipe"]),
+    m("record-null-group-beats-flags", "config/flat.py",
+      [("if values.get(key) is not None:  # the group's object itself", "if key in values:  # the group's object itself")],
+      ["tests/test_recipes.py::test_a_recorded_config_is_a_config_file"]),
+    m("span-ratio-ignored", "data/sampler.py",
+      [("    return max(1, seq_len // row_len)\n", "    return 1\n")],
+      ["tests/data/test_passkey_sampler.py::test_passkey_batches_of_several_spans_keep_the_tokens_per_step"]),
 ]  # fmt: skip
 
 

@@ -236,9 +236,9 @@ import torch.distributed as tdist
 from torch.distributed.distributed_c10d import _set_pg_timeout
 from ropescale.train import dist
 d = dist.init("cpu")
-_set_pg_timeout(datetime.timedelta(seconds=3))  # a short collective timeout (NCCL's is 10 minutes)
+_set_pg_timeout(datetime.timedelta(seconds=2))  # a short collective timeout (NCCL's is 10 minutes)
 if d.main:
-    time.sleep(10)  # rank 0 packs data alone
+    time.sleep(6)  # rank 0 packs data alone, three times the timeout
 try:
     (dist.wait_for_main if sys.argv[1] == "wait" else dist.barrier)(d)
     print(f"rank {d.rank} passed", flush=True)
