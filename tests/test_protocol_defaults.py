@@ -8,13 +8,13 @@ import pytest
 
 from ropescale.config import PretrainConfig, TrainConfig
 from ropescale.config.eval import PasskeyConfig, PplConfig, SummarizeConfig
-from ropescale.config.flat import flag, knobs
+from ropescale.config.flat import flag_name, knobs
 from ropescale.eval import passkey
 
 
 def _defaults(cls) -> dict:
     """{flag name: default} of every knob of `cls`, groups included (`lr` is `TrainConfig.optim.lr`)."""
-    return {flag(f).lstrip("-").replace("-", "_"): f.default for f in knobs(cls).values()}
+    return {flag_name(f): f.default for f in knobs(cls).values()}
 
 
 PROTOCOL = [

@@ -38,7 +38,7 @@ def _rows(
     cls: type, defaults: dict[str, Any], prefix: str = "", optional_group: bool = False
 ) -> list[tuple[str, str, str]]:
     """(flag, default, meaning) of each knob; `defaults` by dotted path (the command's, recipe applied)."""
-    from ropescale.config.flat import fields, flag
+    from ropescale.config.flat import fields, flag, has_default
 
     rows = []
     for f, tp, optional in fields(cls):
@@ -47,7 +47,7 @@ def _rows(
             rows.append((f"*{f.name.replace('_', ' ')}:*", "", f.metadata.get("help", "")))
             rows += _rows(tp, defaults, path + ".", optional_group or optional)
             continue
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        required = not has_default(f)
         choices = f.metadata.get("choices") or (
             typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
         )

@@ -147,8 +147,8 @@ MUTATIONS = [
         "length = orig if seq_len is None else int(seq_len)")], ["tests/rope"]),
     # --- grouped knobs, recipes and the passkey span ratio (issue 19) ---
     m("recipe-layer-skipped", "cli.py",
-      [("layers = [name for name in (cmd.recipe, args.config) if name]",
-        "layers = [name for name in (args.config,) if name]")],
+      [("layers = [name for name in (cmd.recipe, config) if name]",
+        "layers = [name for name in (config,) if name]")],
       ["tests/test_recipes.py::test_pretrain_starts_from_its_shipped_recipe"]),
     m("record-null-group-beats-flags", "config/flat.py",
       [("if values.get(key) is not None:  # the group's object itself", "if key in values:  # the group's object itself")],

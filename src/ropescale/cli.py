@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as C
-from .config.flat import flag, knobs, nest, read, recipe_names, unwrap_optional
+from .config.flat import default, fields, flag, has_default, knobs, nest, read, recipe_names
 from .config.flat import keys as flat_keys
 
 
@@ -138,22 +138,17 @@ def _list_parser(item: type, name: str):
 def _add_fields(parser: Any, cls: type, prefix: str, optional_group: bool, top: Any = None) -> None:
     """Add the flags of `cls`'s fields to `parser`; a group's flags go under its own heading in --help."""
     top = top or parser
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp, optional = unwrap_optional(hints[f.name])
+    for f, tp, optional in fields(cls):
         dest = prefix + f.name
         if dataclasses.is_dataclass(tp):
             heading = top.add_argument_group(f.metadata.get("help") or f.name.replace("_", " "))
             _add_fields(heading, tp, dest + ".", optional_group or optional, top)
             continue
-        helptext = f.metadata.get("help", "")
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        kwargs: dict[str, Any] = {"help": helptext, "dest": dest}
+        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": dest}
         if optional_group:
             kwargs["default"] = None  # "not given": the nested config stays None unless a flag is used
-        elif has_default:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            kwargs["default"] = default
+        elif has_default(f):
+            kwargs["default"] = default(f)
         origin = typing.get_origin(tp)
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -245,11 +240,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def _usage(cls: type) -> str:
     """`MODEL --out OUT [options]`: the positionals and required flags, the rest listed by --help."""
-    hints = typing.get_type_hints(cls)
     words = []
-    for f in dataclasses.fields(cls):
-        tp, _ = unwrap_optional(hints[f.name])
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    for f, tp, _ in fields(cls):
+        required = not has_default(f)
         if dataclasses.is_dataclass(tp) or not (required or f.metadata.get("positional")):
             continue
         name = f.name.upper()
@@ -278,17 +271,7 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
     twice = _merge_aliases(args, strict=True)
     if twice:
         leaves[args._command].error(twice)
-    # defaults in layers: the fields' own, the command's shipped recipe, the --config file; flags given on
-    # the command line win over all of them
-    layers = [name for name in (cmd.recipe, args.config) if name]
-    if layers:
-        dests = flat_keys(cmd.config)
-        for name in layers:
-            values = read(name)
-            unknown = sorted(k for k in values if k not in dests)
-            if unknown:
-                raise ValueError(f"--config {name}: unknown keys {unknown}")
-            leaves[args._command].set_defaults(**{dests[k]: v for k, v in values.items()})
+    if _layer_defaults(leaves[args._command], cmd, args.config):
         args = parser.parse_args(argv)
         _merge_aliases(args, strict=False)  # a --NAME flag wins over the file, like every flag
     missing = [name for dest, name in _required(cmd.config).items() if getattr(args, dest, None) is None]
@@ -297,28 +280,36 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
     return args._command, nest(cmd.config, vars(args))
 
 
+def _layer_defaults(leaf: argparse.ArgumentParser, cmd: Command, config: str | None) -> bool:
+    """Defaults in layers over the fields' own: the command's shipped recipe, then the --config file (flags
+    given on the command line win over all of them). Returns whether any layer was applied."""
+    layers = [name for name in (cmd.recipe, config) if name]
+    dests = flat_keys(cmd.config)
+    for name in layers:
+        values = read(name)
+        unknown = sorted(k for k in values if k not in dests)
+        if unknown:
+            raise ValueError(f"--config {name}: unknown keys {unknown}")
+        leaf.set_defaults(**{dests[k]: v for k, v in values.items()})
+    return bool(layers)
+
+
 def defaults(command: str) -> dict[str, Any]:
     """{dotted path: default} of a command's knobs as its parser has them (its recipe applied)."""
     cmd = COMMANDS[command]
-    values = {path: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-              for path, f in knobs(cmd.config).items()
-              if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}  # fmt: skip
-    if cmd.recipe:
-        dests = flat_keys(cmd.config)
-        values.update({dests[k]: v for k, v in read(cmd.recipe).items()})
-    return values
+    leaf = build_parser()[1][command]
+    _layer_defaults(leaf, cmd, None)
+    return {path: leaf.get_default(path) for path, f in knobs(cmd.config).items() if has_default(f)}
 
 
 def _required(cls: type, prefix: str = "") -> dict[str, str]:
     """{dest: flag} of the fields without a default (nested dataclasses included)."""
-    hints = typing.get_type_hints(cls)
     out: dict[str, str] = {}
-    for f in dataclasses.fields(cls):
-        tp, optional = unwrap_optional(hints[f.name])
+    for f, tp, optional in fields(cls):
         if dataclasses.is_dataclass(tp):
             if not optional:
                 out.update(_required(tp, prefix + f.name + "."))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        elif not has_default(f):
             out[prefix + f.name] = f.name.upper() if f.metadata.get("positional") else flag(f)
     return out
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..rope.methods import METHODS
+from .flat import flag as flag_of
 
 # The scaling methods ropescale implements, by the name users pass to --method (one record each in
 # rope/methods.py). `none` is plain RoPE (extrapolation); the others follow transformers' rope_type names
@@ -29,13 +30,19 @@ def at_least(cfg: Any, low: float, *names: str, integer: bool = True) -> None:
     """The one bound check of every config: each named knob is None or a finite number >= `low` (an
     integer unless `integer` is False), or a list of such numbers; the error names the knob as its flag."""
     kinds = int if integer else (int, float)
-    flags = {f.name: f.metadata.get("flag") for f in dataclasses.fields(cfg)}
+    flags = {f.name: flag_of(f) for f in dataclasses.fields(cfg)}
     for name in names:
-        value, flag = getattr(cfg, name), flags.get(name) or "--" + name.replace("_", "-")
+        value, flag = getattr(cfg, name), flags[name]
         for v in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
             if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) or v < low:
                 what = "an integer" if integer else "a number"
                 raise ValueError(f"{flag} must be {what} >= {low:g}, got {v!r}")
+
+
+def one_of(value: Any, choices: tuple[str, ...], flag: str) -> None:
+    """The one choice check of every config: the error names the flag and the valid values."""
+    if value not in choices:
+        raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _positive(name: str, value: float | None, flag: str) -> None:
@@ -88,10 +95,7 @@ class RopeScaling:
     )
 
     def __post_init__(self) -> None:
-        if self.rope_type not in METHOD_NAMES:
-            raise ValueError(
-                f"--method must be one of {', '.join(sorted(METHOD_NAMES))}, got {self.rope_type!r}"
-            )
+        one_of(self.rope_type, tuple(sorted(METHOD_NAMES)), "--method")
         if not isinstance(self.factor, (int, float)) or not math.isfinite(self.factor) or self.factor < 1:
             raise ValueError(f"--factor must be >= 1, got {self.factor}")
         orig = self.original_max_position_embeddings
@@ -175,8 +179,7 @@ class LoadOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        one_of(self.dtype, DTYPES, "--dtype")
         if self.device != "cpu":
             check_device(self.device)
 
@@ -217,8 +220,7 @@ class ExtendConfig:
     gguf_type: str = knob("f16", "weights type of the --gguf file", choices=GGUF_TYPES)
 
     def __post_init__(self) -> None:
-        if self.gguf_type not in GGUF_TYPES:
-            raise ValueError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, got {self.gguf_type!r}")
+        one_of(self.gguf_type, GGUF_TYPES, "--gguf-type")
         if self.gguf:
             reason = gguf_unsupported(self.rope)
             if reason:

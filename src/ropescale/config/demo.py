@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import knob
+from .base import knob, one_of
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -43,8 +43,7 @@ class DemoConfig:
     seed: int = knob(0, "seed of training order, passkey keys and bootstrap")
 
     def __post_init__(self) -> None:
-        if self.model not in DEMO_MODELS:
-            raise ValueError(f"--model must be one of {', '.join(DEMO_MODELS)}, got {self.model!r}")
+        one_of(self.model, DEMO_MODELS, "--model")
         if self.full and self.model != "smollm2-135m":
             raise ValueError("--full applies to --model smollm2-135m only")
         if self.full and self.quick:

@@ -38,6 +38,20 @@ def flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+def flag_name(f: dataclasses.Field) -> str:
+    """A knob's flat key: its flag without the dashes, `method`, `passkey_fraction`."""
+    return flag(f).lstrip("-").replace("-", "_")
+
+
+def has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def default(f: dataclasses.Field) -> Any:
+    """A field's default value (a fresh one for a default_factory)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def fields(cls: type) -> list[tuple[dataclasses.Field, Any, bool]]:
     """(field, type with None removed, is optional) of each field of `cls`."""
     hints = typing.get_type_hints(cls)
@@ -59,7 +73,7 @@ def keys(cls: type) -> dict[str, str]:
     """{flat key: dotted path} of every spelling `build` accepts (see the module docstring)."""
     paths = knobs(cls)
     out = {path: path for path in paths}
-    out.update({flag(f).lstrip("-").replace("-", "_"): path for path, f in paths.items()})
+    out.update({flag_name(f): path for path, f in paths.items()})
     bare: dict[str, list[str]] = {}
     for path, f in paths.items():
         bare.setdefault(f.name, []).append(path)
@@ -87,7 +101,7 @@ def nest(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
                     kwargs[f.name] = None
                 continue
             sub = {k: v for k, v in sub.items() if v is not None}
-            if sub or f.default is dataclasses.MISSING:
+            if sub or not has_default(f):
                 kwargs[f.name] = nest(tp, sub, key + ".")
         elif key in values:
             value = values[key]
@@ -151,7 +165,7 @@ def by_flag(cls: type, record: Mapping[str, Any]) -> dict[str, Any]:
             sub = record.get(f.name)
             out.update(by_flag(tp, sub if isinstance(sub, Mapping) else record))
             continue
-        name = flag(f).lstrip("-").replace("-", "_")
+        name = flag_name(f)
         if name in record or f.name in record:
             out[name] = record[name] if name in record else record[f.name]
     return out

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, resolve_path
+from .base import LoadOptions, RopeScaling, at_least, knob, one_of, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -82,10 +82,7 @@ class TheoryConfig:
             raise ValueError(f"--base must be a number > 1, got {self.base!r}")
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
-        if self.fit_dtype not in THEORY_FIT_DTYPES:
-            raise ValueError(
-                f"--fit-dtype must be one of {', '.join(THEORY_FIT_DTYPES)}, got {self.fit_dtype!r}"
-            )
+        one_of(self.fit_dtype, THEORY_FIT_DTYPES, "--fit-dtype")
         from ..theory.resolution import check_resolution
         from ..theory.short_range import check_thresholds
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob
+from .base import LoadOptions, RopeScaling, at_least, knob, one_of
 
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
@@ -32,11 +32,6 @@ def check_head_dim(head_dim: int) -> None:
 def _fraction(value: float, flag: str) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{flag} must be in [0, 1], got {value}")
-
-
-def _choice(value: str, choices: tuple[str, ...], flag: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +93,7 @@ class PasskeyMix:
 
     def __post_init__(self) -> None:
         at_least(self, 2, "span")
-        _choice(self.loss, PASSKEY_LOSSES, "--passkey-loss")
+        one_of(self.loss, PASSKEY_LOSSES, "--passkey-loss")
         _fraction(self.fraction, "--passkey-fraction")
         _fraction(self.min_fill, "--passkey-min-fill")
 
@@ -140,7 +135,7 @@ class OptimOptions:
         for flag, beta in (("--beta1", self.beta1), ("--beta2", self.beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{flag} must be in [0, 1), got {beta}")
-        _choice(self.schedule, SCHEDULES, "--schedule")
+        one_of(self.schedule, SCHEDULES, "--schedule")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,7 +265,7 @@ class Objective:
     max_summary_tokens: int = knob(1000, "summarize: summaries are cut to this many tokens")
 
     def __post_init__(self) -> None:
-        _choice(self.task, TASKS, "--task")
+        one_of(self.task, TASKS, "--task")
         at_least(self, 1, "max_summary_tokens")
 
 
@@ -313,7 +308,7 @@ class PositionOptions:
     )
 
     def __post_init__(self) -> None:
-        _choice(self.scheme, POSITION_SCHEMES, "--positions")
+        one_of(self.scheme, POSITION_SCHEMES, "--positions")
         at_least(self, 1, "pose_chunks")
         at_least(self, 2, "target_window")
         if self.scheme == "contiguous" and self.target_window is not None:

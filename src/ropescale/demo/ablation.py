@@ -25,6 +25,7 @@ from ..theory.short_range import (
     LOCAL_MASS,
     LOCAL_WITHIN,
     compare_profiles,
+    fmt3,
     measure,
 )
 from .evals import Row
@@ -73,8 +74,8 @@ def short_range_table(rows: list[dict[str, Any]]) -> str:
     head = ["Model", "local heads kept", "similarity (local heads)", "similarity (all heads)",
             f"mass on offsets 0..{LOCAL_WITHIN} (local heads)"]  # fmt: skip
     body = [
-        [r["label"], f"{r['local_kept']}/{r['num_local']}", _f3(r["mean_similarity_local"]),
-         _f3(r["mean_similarity"]), _f3(r["local_mass"])]
+        [r["label"], f"{r['local_kept']}/{r['num_local']}", fmt3(r["mean_similarity_local"]),
+         fmt3(r["mean_similarity"]), fmt3(r["local_mass"])]
         for r in rows
     ]  # fmt: skip
     return markdown(head, body)
@@ -88,10 +89,6 @@ def short_range_note(reference: str, tokens: int) -> str:
         f"and 'farther'); a local head is one of {reference}'s heads with >= {LOCAL_MASS:.0%} of its mass on "
         f"offsets 0..{LOCAL_WITHIN}; it is kept when its similarity is >= {KEEP_SIMILARITY:g}."
     )
-
-
-def _f3(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
 
 
 # ----------------------------------------------------------------------------- the s-ablation
@@ -114,7 +111,7 @@ def ablation_table(cells: list[Cell], window: int) -> str:
         k = f"{r.k_max[S]} ({r.passkey_accuracy[S]:.0%})" if S in r.k_max else "-"
         kept = f"{sr['local_kept']}/{sr['num_local']}" if sr else "-"
         body.append([c.factor, S, METHODS[c.method][1], r.ft_steps, fmt_ppl(r.ppl.get(window)),
-                     fmt_ppl(r.ppl.get(S)), k, kept, _f3(sr.get("mean_similarity_local"))])  # fmt: skip
+                     fmt_ppl(r.ppl.get(S)), k, kept, fmt3(sr.get("mean_similarity_local"))])  # fmt: skip
     return markdown(head, body)
 
 
@@ -195,7 +192,7 @@ def scale_lines(
     xs = "/".join(f"x{s}" for s in factors)
     by = {r["key"]: r for r in near}
     kept = [
-        f"{r['label']} {r['local_kept']}/{r['num_local']} (similarity {_f3(r['mean_similarity_local'])})"
+        f"{r['label']} {r['local_kept']}/{r['num_local']} (similarity {fmt3(r['mean_similarity_local'])})"
         for k in ("pi_noft", "ntk_noft", "yarn_noft", f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}")
         if (r := by.get(k)) is not None
     ]

@@ -207,8 +207,8 @@ def format_short_range(rows: list[dict[str, Any]], reference: str) -> list[str]:
     for r in rows:
         kept = f"{r['local_kept']}/{r['num_local']}"
         lines.append(
-            f"  {_short(r['label'], 48):<{width}} {kept:>10} {_opt(r['mean_similarity_local']):>9} "
-            f"{r['mean_similarity']:>8.3f} {_opt(r['local_mass']):>10}"
+            f"  {_short(r['label'], 48):<{width}} {kept:>10} {fmt3(r['mean_similarity_local']):>9} "
+            f"{r['mean_similarity']:>8.3f} {fmt3(r['local_mass']):>10}"
         )
     return lines
 
@@ -218,7 +218,8 @@ def _short(label: str, width: int) -> str:
     return label if len(label) <= width else "..." + label[-(width - 3) :]
 
 
-def _opt(x: float | None) -> str:
+def fmt3(x: float | None) -> str:
+    """Three decimals, or "-" where there is nothing to show (no local heads)."""
     return "-" if x is None else f"{x:.3f}"
 
 
