@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from ropescale.cli import main
-from ropescale.models import compat, load_model
+from ropescale.models import gguf, load_model
 from ropescale.models.gguf import GgufRope
 from ropescale.rope import base_inv_freq
 
@@ -236,7 +236,7 @@ def _rope(fields=None, tensors=None):
 
 
 def _map(rope):
-    return compat.gguf_rope_parameters(rope, {"rope_type": "default", "rope_theta": 10000.0}, 4096)
+    return gguf.gguf_rope_parameters(rope, {"rope_type": "default", "rope_theta": 10000.0}, 4096)
 
 
 def _llama3_divisors(factor, orig, low, high, base, dim, max_pos):
@@ -260,7 +260,7 @@ def test_llama3_rope_freqs_of_llama_3_1_map_back_to_its_parameters():
     rope = GgufRope(
         "m.gguf", "llama", {"context_length": 131072, "rope.freq_base": 500000.0}, {"rope_freqs": divisors}
     )
-    params, source = compat.gguf_rope_parameters(rope, {"rope_theta": 500000.0}, 131072)
+    params, source = gguf.gguf_rope_parameters(rope, {"rope_theta": 500000.0}, 131072)
     assert params == {
         "rope_type": "llama3",
         "rope_theta": 500000.0,

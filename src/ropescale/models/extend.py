@@ -88,7 +88,7 @@ def export_gguf(tmp: Path, out: Path, model: Any, gguf_type: str) -> dict[str, A
     rope = gguf.read_gguf_rope(tmp / name)
     config = copy.deepcopy(model.config)
     config.max_position_embeddings = int(rope.fields.get("context_length", 0))
-    source = compat.restore_gguf_rope(config, rope)
+    source = gguf.restore_gguf_rope(config, rope)
     (_, live), *_ = compat.rotary_modules(model)
     fresh = type(live)(config=config)
     same = torch.allclose(fresh.inv_freq.cpu(), live.inv_freq.cpu(), rtol=1e-6, atol=0)
