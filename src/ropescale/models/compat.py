@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import transformers
 from torch import nn
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
@@ -142,6 +143,13 @@ def legacy_rope_keys(config_json: Path) -> None:
     if "original_max_position_embeddings" in scaling:  # llama.cpp's converter reads it at the top level
         data["original_max_position_embeddings"] = scaling["original_max_position_embeddings"]
     config_json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def causal_lm_class_name(config: Any) -> str | None:
+    """The class name a causal LM with this config is saved under (config.json's ``architectures``); a
+    config built by transformers' GGUF loader has none, so transformers' auto mapping names it."""
+    names = getattr(config, "architectures", None) or []
+    return names[0] if names else MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type)
 
 
 def set_activation_checkpointing(model: nn.Module, enable: bool, every_n_layers: int = 1) -> None:

