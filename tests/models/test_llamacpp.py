@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ropescale.cli import main
 from ropescale.data.corpora import load_documents
-from ropescale.models.gguf_cache import converted
+from ropescale.demo.gguf_cache import converted
 
 from .gguf_llama import save_tiny_llama
 

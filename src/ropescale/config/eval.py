@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob
+from ..knobs import at_least, knob
+from ..rope.spec import RopeScaling
+from .base import LoadOptions
 
 MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
 DATA_HELP = (

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, one_of, resolve_path
+from ..knobs import at_least, knob, one_of
+from ..rope.resolution import check_resolution
+from ..rope.spec import RopeScaling
+from .base import LoadOptions, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -83,9 +86,6 @@ class TheoryConfig:
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
         one_of(self.fit_dtype, THEORY_FIT_DTYPES, "--fit-dtype")
-        from ..theory.resolution import check_resolution
-        from ..theory.short_range import check_thresholds
-
         check_resolution(self.angle_resolution)
         if not self.short_range:
             for name in ("compare", "plot"):
@@ -105,3 +105,12 @@ class TheoryConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, resolve_path(value))
+
+
+def check_thresholds(max_offset: int, local_within: int, mass: float, keep: float) -> None:
+    if not 0 <= local_within <= max_offset:
+        raise ValueError(f"--local-within must be in [0, --offsets = {max_offset}], got {local_within}")
+    if not 0 < mass <= 1:
+        raise ValueError(f"--local-mass must be in (0, 1], got {mass}")
+    if not 0 <= keep <= 1:
+        raise ValueError(f"--keep-similarity must be in [0, 1], got {keep}")

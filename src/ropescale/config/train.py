@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, one_of
+from ..knobs import at_least, knob, one_of
+from ..rope.spec import RopeScaling
+from .base import LoadOptions
 
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import RopeScaling
 from ..rope import METHODS, base_inv_freq, compute_freqs
+from ..rope.spec import RopeScaling
 from .compat import causal_lm_class_name, rope_parameters, set_rope_parameters
 
 FACTOR_TENSORS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
