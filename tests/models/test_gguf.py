@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from ropescale.cli import main
 from ropescale.config import RopeScaling
-from ropescale.models import gguf, load_model
+from ropescale.models import compat, gguf, load_model
 from ropescale.models.gguf import GgufRope
 from ropescale.rope import base_inv_freq
 
@@ -188,6 +188,19 @@ def test_extend_gguf_refusals(tmp_path, tiny_llama_dir, capsys, monkeypatch, fla
     code, _, err = run(["extend", tiny_llama_dir, *flags, "--out", out], capsys)
     assert code == 2 and expect in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@converter
+def test_a_config_without_architectures_is_refused_by_its_model_type():
+    """A GGUF-loaded config (smollm2-135m's) names no class: transformers' auto mapping names it, so the
+    beta refusal still comes before any work."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig()
+    assert not config.architectures and compat.causal_lm_class_name(config) == "LlamaForCausalLM"
+    with pytest.raises(ValueError, match="--gguf with --beta-slow 2: .* not llama"):
+        gguf.check_model_exportable(RopeScaling("yarn", 2.0, 2048, beta_slow=2.0), config)
+    gguf.check_model_exportable(RopeScaling("yarn", 2.0, 2048, beta_slow=1.0), config)  # the default
 
 
 def test_extend_gguf_whose_metadata_lost_the_scaling_is_refused(
