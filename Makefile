@@ -28,7 +28,8 @@ test-fast: setup
 
 # llama.cpp itself (llama-cpp-python) runs every `extend --gguf` export of a tiny LLaMA and SmolLM2-135M and
 # is compared with transformers on the checkpoint beside it (tests/models/test_llamacpp.py). Opt-in: the first
-# run builds llama-cpp-python from source (PyPI has no wheel for it; ~N min on 2 cores), then ~M min.
+# run builds llama-cpp-python from source (PyPI has no wheel for it; 27 min on 2 shared cores), then the
+# check takes ~35 min (SmolLM2: 5 exports and 6 passes of each runtime over 3,072 tokens).
 check-llamacpp: setup
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 \
 		$(BIN)/pip install --quiet --disable-pip-version-check -e '.[llamacpp]'
