@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -172,13 +172,24 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     }
 
 
-def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
+class TheoryResult(TypedDict, total=False):
+    """What `theory` returns; --out holds it without `json`."""
+
+    json: bool
+    config: dict[str, Any]
+    environment: dict[str, str]
+    model_report: dict[str, Any]  # MODEL: the bounds and h_j measured per layer
+    short_range: dict[str, Any]  # --short-range: attention profiles per model
+    figures: dict[str, Any]  # --figures: the files written and their numbers
+
+
+def run_theory(cfg: TheoryConfig) -> TheoryResult:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         outputs.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
         if path is not None:
             outputs.check_out_file(path, flag, overwrite=cfg.overwrite)
-    result: dict[str, Any] = {
+    result: TheoryResult = {
         "json": cfg.json,
         "config": outputs.jsonable(cfg),
         "environment": outputs.environment(),
@@ -295,7 +306,7 @@ def format_figures(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_theory(result: dict[str, Any]) -> str:
+def format_theory(result: TheoryResult) -> str:
     if result["json"]:
         return json.dumps({k: v for k, v in result.items() if k != "json"}, indent=2)
     lines: list[str] = []
