@@ -52,7 +52,7 @@ METHODS = {
 LIMITS = {"tiny": (1e-3, 5e-3), "smollm2": (1e-3, 0.05)}
 # The original window L each export scales from, and the tokens scored (more than L, fewer than 2 L).
 # SmolLM2's own window is 8192; scaling from L = 2048 keeps the run to minutes on 2 CPU cores (at 9,216
-# tokens each transformers or llama.cpp pass takes ~5 min here) and exercises the same GGUF keys.
+# tokens one method's two passes took over 6 min here) and exercises the same GGUF keys.
 WINDOW = {"tiny": 64, "smollm2": 2048}
 TOKENS = {"tiny": 120, "smollm2": 3072}
 
