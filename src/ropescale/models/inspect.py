@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..config import InspectConfig
-from ..rope import dimension_table
+from ..rope import base_bound, dimension_table, format_base_bound_line
 from ..theory.resolution import format_resolution, resolution
 from . import compat
 from .export import serving_flags
@@ -42,6 +42,7 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, state.base, spec),
+        "base_bound": base_bound(state.rotary_dim, state.base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
         "serving": serving_flags(spec, state.base, state.rotary_dim),
     }
@@ -61,6 +62,7 @@ def format_inspect(r: dict[str, Any]) -> str:
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
         f"(divided by s), {c['blended']} blended",
         *format_resolution(r["resolution"]),
+        format_base_bound_line(r["base_bound"]),
         "",
         f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'rad/token':>10} {'scaled':>10} {'ratio':>9}  kind"
         "          unseen angles at new window",
