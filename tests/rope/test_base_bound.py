@@ -11,7 +11,7 @@ import torch
 
 from ropescale import RopeScaling
 from ropescale.rope import base_bound, base_inv_freq, first_violation, similarity_margin, smallest_base
-from ropescale.rope.base_bound import REL_TOL
+from ropescale.rope.base_lower_bound import REL_TOL
 
 
 def margins_numpy(d: int, base: float, distances: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Pure RoPE math: one record per scaling method (formula, defaults, checks, transformers keys, serving
 notes) and one registry. No nn.Module, no model config."""
 
-from .base_bound import (
+from .base_lower_bound import (
     base_bound,
     first_violation,
     format_base_bound,
