@@ -44,8 +44,8 @@ import torch
 
 from .methods import base_inv_freq, compute_freqs
 
-if TYPE_CHECKING:  # config imports rope for the method names
-    from ..config import RopeScaling
+if TYPE_CHECKING:
+    from .spec import RopeScaling
 
 REL_TOL = 1e-6  # relative: the smallest step of the scan, the width of what it may miss
 _ROWS = 16384  # distances per block: a (16384, d/2) float64 table is 8 MB for d = 128
