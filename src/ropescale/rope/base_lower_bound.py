@@ -76,9 +76,9 @@ def _safe_step(m: torch.Tensor, b: torch.Tensor, inv_freq: torch.Tensor, weights
     phi = m[:, None] * inv_freq[None, :]
     slope = (weights * phi * phi.sin()).sum(-1)
     curve = (weights**2 * (phi + phi**2)).sum(-1)
-    margin = (b + _ROUNDING).clamp(max=0)
-    root = (-slope + (slope**2 - 2 * curve * margin).sqrt()) / curve
-    return float(root.max())
+    margin = b + _ROUNDING  # an upper bound on the exact B_m; no certificate unless it is negative
+    root = (-slope + (slope**2 - 2 * curve * margin.clamp(max=0)).sqrt()) / curve
+    return float(torch.where(margin < 0, root, torch.zeros_like(root)).max())
 
 
 def _violation(
