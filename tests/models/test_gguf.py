@@ -49,6 +49,7 @@ CASES = {
         {"rope.scaling.type": "linear", "rope.scaling.factor": 4.0},
     ),
     "ntk": (["--method", "ntk", "--factor", "4"], "f32", {}),
+    "abf": (["--method", "abf", "--rope-theta", "5e5", "--factor", "4"], "f32", {}),
     "yarn": (  # llama.cpp ignores yarn_beta_fast for llama models: only its default 32 can be exported
         ["--method", "yarn", "--factor", "4", "--beta-fast", "32"],
         "f16",
@@ -129,7 +130,7 @@ def test_extend_gguf_round_trip(tmp_path, llama_dir, capsys, case):
     report = json.loads(stdout)
     assert code == 0 and report["live_check"]["ok"]
     assert report["scaling_source"].startswith("GGUF ")
-    method = {"ntk": "none", "llama3-high8": "llama3"}.get(case, case)  # ntk is a base change in GGUF
+    method = {"ntk": "none", "abf": "none", "llama3-high8": "llama3"}.get(case, case)  # base changes
     assert report["method"] == method
 
 
