@@ -45,6 +45,7 @@ METHODS = {
     "none": ["--method", "none", "--factor", "2"],
     "linear": ["--method", "linear", "--factor", "2"],
     "ntk": ["--method", "ntk", "--factor", "2"],
+    "abf": ["--method", "abf", "--rope-theta", "5e5", "--factor", "2"],
     "yarn": ["--method", "yarn", "--factor", "2"],
     "llama3": ["--method", "llama3", "--factor", "2"],
 }
