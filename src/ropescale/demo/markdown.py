@@ -136,3 +136,29 @@ def eval_plots(files: list[Path], keep: set[str], length: int, folder: Path) -> 
 def _at_length(results: list[dict[str, Any]], length: int) -> list[dict[str, Any]]:
     """Copies of the results keeping only their cells at `length`."""
     return [{**r, "lengths": [c for c in r["lengths"] if c["length"] == length]} for r in results]
+
+
+FOOTER = "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`."
+
+
+def page(
+    title: str,
+    intro: list[str],
+    findings: list[str],
+    tables: list[tuple[str, str]],
+    sections: list[str],
+    pngs: list[str],
+    after: list[str] | None = None,
+) -> str:
+    """A demo's report.md, the one template: title, set-up paragraphs, the findings, the tables
+    (heading, body), further sections, the plots, `after` (e.g. the theory figures) and where the numbers are."""
+    return "\n\n".join([
+        f"# {title}",
+        *intro,
+        "## Findings\n\n```\n" + "\n".join(findings) + "\n```",
+        *(f"## {heading}\n\n{body}" for heading, body in tables),
+        *sections,
+        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
+        *(after or []),
+        FOOTER,
+    ]) + "\n"  # fmt: skip
