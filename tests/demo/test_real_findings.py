@@ -122,3 +122,20 @@ def test_direct_vs_pi_reads_the_passkey_at_sl_only():
     assert "passkey at 16384 PI n/a vs direct n/a" in three["numbers"]
     rows["direct_ft"].ppl[S] = 15.0
     assert check_real_findings(rows, L, 2)[2]["holds"] is False
+
+
+def test_summary_line_puts_extension_beside_its_cost():
+    """ppl on [L, sL) is the second half's ppl (400 here), the retention ppl(L) / base ppl(L) as %."""
+    from ropescale.demo.markdown import extension_line
+
+    rows = paper_like()
+    base, pi = rows["base"], rows["pi_ft"]
+    pi.ppl[L] = 21.0  # 5% above the base's 20
+    line = extension_line(pi, base, L, S)
+    assert (
+        line
+        == f"ppl(16384) {math.sqrt(20.5 * 18.0):.4g}, on [8192, 16384) 18; ppl(8192) 21 = 105% of the base's"
+    )
+    assert "on [8192, 16384) 400; ppl(8192) 20 = 100% of the base's" in extension_line(base, base, L, S)
+    pi.by_position.clear()
+    assert "on [8192, 16384) -;" in extension_line(pi, base, L, S)

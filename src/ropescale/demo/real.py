@@ -405,20 +405,21 @@ def _summary(
         f"L={L} -> {S} (x{b.factor}); fine-tuning {b.checkpoints[-1]} steps of {b.batch_size} x {b.seq_len} "
         f"tokens; {held} of {len(findings)} findings hold"
     )
+    base = run.rows["base"]
     overview = [
-        f"  {r.label:<44} ppl {_fmt(r.ppl.get(L))} at {L}, {_fmt(r.ppl.get(S))} at {S}"
+        f"  {r.label:<44} {markdown.extension_line(r, base, L, S)}"
         + "".join(
             f"; passkey at {n}: {r.depth_accuracy[n]:.0%}" for n in b.passkey_lengths if n in r.depth_accuracy
         )
         for r in run.rows.values()
     ]
     short = format_short_range(near_rows, run.short_range.labels["base"])
-    return "\n".join([head, *lines, "models (ppl on the held-out plays; passkey exact match, key at depth "
-                      f"{b.passkey_depth:g}):", *overview, *short])  # fmt: skip
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:8.3f}"
+    models = (
+        f"models (ppl on the held-out plays: at {S}, on positions [{L}, {S}) of the same window, at {L} and "
+        f"its in-window retention as % of the base's ppl({L}); passkey exact match, key at depth "
+        f"{b.passkey_depth:g}):"
+    )
+    return "\n".join([head, *lines, models, *overview, *short])
 
 
 def _markdown(

@@ -418,7 +418,7 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
         f"trained at L={L}, extended x{b.factor} to {S}; fine-tuning {last} steps of {b.batch_size} x {S} "
         f"tokens (direct also {b.long_steps}); {held} of {len(findings)} findings hold"
     )
-    summary = "\n".join([head, *lines])
+    summary = "\n".join([head, *lines, *_model_lines(run)])
     outputs.write_text(
         out / "report.md", _markdown(run, curves, pngs, lines, cfg.quick, _sections(run, near_rows, scale))
     )
@@ -437,6 +437,17 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
         "plots": pngs,
         "summary": summary,
     }
+
+
+def _model_lines(run: TinyRun) -> list[str]:
+    """Per model evaluated at sL: ppl(sL), ppl on positions [L, sL), ppl(L) and its in-window retention."""
+    L, S, rows = run.lengths[0], run.lengths[-1], run.evaluator.rows
+    head = (
+        f"models (ppl on the held-out pieces: at {S}, on positions [{L}, {S}) of the {S}-token windows, at {L} "
+        f"and its in-window retention as % of the base's ppl({L})):"
+    )
+    base = run.rows["base"]
+    return [head] + [f"  {r.label:<32} {markdown.extension_line(r, base, L, S)}" for r in rows if S in r.ppl]
 
 
 def _curves(rows: dict[str, Row], b: Budget, length: int) -> dict[str, list[Row]]:
