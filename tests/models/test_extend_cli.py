@@ -23,6 +23,7 @@ LONGROPE = [
 METHOD_ARGS = {
     "linear": ["--factor", "4"],
     "ntk": ["--factor", "4"],
+    "abf": ["--factor", "4", "--rope-theta", "5e6"],
     "dynamic": ["--factor", "4"],
     "yarn": ["--factor", "4", "--beta-fast", "16"],
     "llama3": ["--factor", "4"],
@@ -53,15 +54,34 @@ def test_extend_then_stock_transformers_loads_it_scaled(tmp_path, tiny_llama_dir
     torch.testing.assert_close(model.model.rotary_emb.inv_freq, want.inv_freq, rtol=2e-6, atol=0)
     assert model.model.rotary_emb.attention_scaling == pytest.approx(want.attention_factor, rel=1e-12)
     saved = json.loads((out / "config.json").read_text())
-    if method not in ("ntk",):  # legacy readers see the same scaling
+    if method not in ("ntk", "abf"):  # legacy readers see the same scaling (base changes: rope_theta)
         assert saved["rope_scaling"]["rope_type"] == saved["rope_parameters"]["rope_type"] == method
     assert saved["rope_theta"] == saved["rope_parameters"]["rope_theta"]
+    if method == "abf":  # exactly the typed-in base, as a plain rope
+        assert saved["rope_parameters"]["rope_theta"] == 5e6
+        assert saved["rope_parameters"]["rope_type"] == "default"
 
     code, stdout, _ = run(["inspect", out, "--json"], capsys)
     report = json.loads(stdout)
     assert code == 0 and report["live_check"]["ok"] and report["method"] == method
     assert report["original_window"] == 64 and report["new_window"] == 256
     assert len(report["dimensions"]) == 8
+
+
+def test_abf_checkpoint_in_a_fresh_process_has_exactly_the_typed_in_base(tmp_path, tiny_llama_dir, capsys):
+    out = tmp_path / "abf"
+    argv = ["extend", tiny_llama_dir, "--method", "abf", "--rope-theta", "5e6", "--factor", "8", "--out", out]
+    assert run(argv, capsys)[0] == 0
+    code = (
+        "import sys, torch; from transformers import AutoConfig, AutoModelForCausalLM; "
+        f"m = AutoModelForCausalLM.from_pretrained({str(out)!r}); "
+        "assert 'ropescale' not in sys.modules; "
+        "theta = 1.0 / (5e6 ** (torch.arange(0, 16, 2, dtype=torch.int64).float() / 16)); "
+        "print(m.config.rope_parameters['rope_theta'], m.config.max_position_embeddings, "
+        "torch.equal(m.model.rotary_emb.inv_freq, theta))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["5000000.0", "512", "True"], result.stderr
 
 
 def test_stock_transformers_in_a_fresh_process_without_ropescale(tmp_path, tiny_llama_dir, capsys):

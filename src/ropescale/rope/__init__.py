@@ -1,6 +1,7 @@
 """Pure RoPE math: one record per scaling method (formula, defaults, checks, transformers keys, serving
 notes) and one registry. No nn.Module, no model config."""
 
+from .base_bound import base_bound, first_violation, format_base_bound, similarity_margin, smallest_base
 from .methods import (
     METHODS,
     Method,
@@ -20,14 +21,19 @@ __all__ = [
     "Method",
     "RopeFreqs",
     "apply_rotary",
+    "base_bound",
     "base_inv_freq",
     "compute_freqs",
     "cos_sin",
     "dimension_table",
+    "first_violation",
     "flag_number",
+    "format_base_bound",
     "method",
     "ntk_base",
     "reading",
     "rotate_half",
+    "similarity_margin",
+    "smallest_base",
     "yarn_correction_range",
 ]
