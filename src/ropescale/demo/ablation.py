@@ -31,7 +31,12 @@ from ..theory.short_range import (
 )
 from .evals import Row
 
-METHODS = {"pi": ("linear", "PI"), "direct": ("none", "direct"), "yarn": ("yarn", "YaRN")}
+METHODS = {
+    "pi": ("linear", "PI"),
+    "direct": ("none", "direct"),
+    "yarn": ("yarn", "YaRN"),
+    "abf": ("abf", "ABF"),
+}
 OFFSETS = 16
 
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..models import compat
+from ..models.load import load_config
+from ..rope.base_bound import smallest_base
 from ..rope.spec import RopeScaling
 from .evals import Row
 
@@ -37,6 +40,33 @@ class Cell:
     stage: str = ""  # the progress text before the cell's work
     then: str = ""  # the progress text between fine-tuning and evaluation (empty: none)
     per_length: bool = False  # frequencies follow the sequence length: one pass per length (dynamic NTK)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The base model's shape as the demo needs it: window L, rotary dim and RoPE base (models/compat)."""
+
+    window: int
+    head_dim: int
+    theta: float
+
+
+def model_shape(base: Path) -> Shape:
+    config = load_config(str(base))
+    theta = compat.rope_parameters(config)["rope_theta"]
+    return Shape(int(config.max_position_embeddings), compat.rotary_dim(config), theta)
+
+
+def scaling(cell: Cell, shape: Shape) -> RopeScaling:
+    """The cell's rope: its method and factor from the model's window L. `abf` gets the base that Men et
+    al.'s bound asks for at the cell's new window s L (rope/base_bound.smallest_base: B_m >= 0 for every
+    m < s L), never below the model's own base (a base that passes already is kept)."""
+    window = shape.window
+    theta = None
+    if cell.method == "abf":
+        theta = max(shape.theta, smallest_base(shape.head_dim, round(window * cell.factor)))
+    return RopeScaling(rope_type=cell.method, factor=float(cell.factor), original_max_position_embeddings=window,
+                       rope_theta=theta)  # fmt: skip
 
 
 class Lab(Protocol):

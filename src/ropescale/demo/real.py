@@ -42,7 +42,7 @@ from ..theory.short_range import format_short_range, profiles_plot
 from . import markdown
 from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
-from .experiment import Cell, Stage, run_cells
+from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
 from .findings import check_real_findings, format_findings
 from .gguf_cache import converted
 
@@ -235,9 +235,10 @@ def real_cells(b: RealBudget) -> list[Cell]:
 
 
 def real_runs(b: RealBudget) -> dict[str, tuple[str, str]]:
-    """The fine-tuning runs: {name: (method, positions)}; YaRN only with the controls."""
+    """The fine-tuning runs: {name: (method, positions)}; YaRN and ABF (its base chosen by the bound for
+    s L, demo/experiment.scaling) only with the controls (`--full`, `make demo-full`)."""
     runs = {"pi": ("linear", b.pi_positions), "direct": ("none", "pose")}
-    return runs | ({"yarn": ("yarn", b.pi_positions)} if b.control else {})
+    return runs | ({"yarn": ("yarn", b.pi_positions), "abf": ("abf", b.pi_positions)} if b.control else {})
 
 
 @dataclass
@@ -252,14 +253,11 @@ class RealLab:
     seed: int
     evaluator: Evaluator
     near: ShortRange
+    shape: Shape  # the budget's window, the model's rotary dim and base (abf's base comes from them)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per run: positions and wall time
 
     def rope(self, cell: Cell) -> RopeScaling:  # none x s: plain RoPE over the s L window (direct FT)
-        return RopeScaling(
-            rope_type=cell.method,
-            factor=float(cell.factor),
-            original_max_position_embeddings=self.budget.window,
-        )
+        return scaling(cell, self.shape)
 
     def train(self, cell: Cell) -> Path:
         out, b = self.work / cell.folder, self.budget
@@ -321,13 +319,21 @@ def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage:
                    max_docs=b.eval_pieces, data_label=f"held-out plays {', '.join(HELDOUT)}",
                    passkey_depths=(b.passkey_depth,))  # fmt: skip
     near = ShortRange(sample_ids(heldout, tokenizer, min(SHORT_RANGE_TOKENS, b.window)))
-    lab = RealLab(Path(base), work, b, data, seed, ev, near)
+    shape = dataclasses.replace(model_shape(Path(base)), window=b.window)  # QUICK pretends L = 512
+    lab = RealLab(Path(base), work, b, data, seed, ev, near, shape)
     run_cells(cells, lab, stage)
     return RealRun(b, ev, pieces, str(base), lab.training, near)
 
 
 def _name(method: str) -> str:
-    return {"linear": "PI", "none": "direct", "ntk": "NTK", "yarn": "YaRN", "dynamic": "dynamic NTK"}[method]
+    return {
+        "linear": "PI",
+        "none": "direct",
+        "ntk": "NTK",
+        "yarn": "YaRN",
+        "dynamic": "dynamic NTK",
+        "abf": "ABF",
+    }[method]
 
 
 def write_real(out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
@@ -369,6 +375,7 @@ def write_real(out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
 
 def _curves(rows: dict[str, Row], b: RealBudget) -> dict[str, list[Row]]:
     """Perplexity and passkey at sL against fine-tuning steps, one curve per fine-tuned method."""
+    S = b.window * b.factor
     curves = {
         f"PI x{b.factor} ({b.pi_positions})": [
             rows["linear_noft"],
@@ -380,6 +387,7 @@ def _curves(rows: dict[str, Row], b: RealBudget) -> dict[str, list[Row]]:
         curves[f"YaRN x{b.factor} ({b.pi_positions})"] = [
             rows["yarn_noft"], *(rows[f"yarn_ft{s}"] for s in b.checkpoints)
         ]  # fmt: skip
+        curves[f"ABF for {S} ({b.pi_positions})"] = [rows[f"abf_ft{s}"] for s in b.checkpoints]
     return curves
 
 

@@ -36,14 +36,12 @@ from ..config import (
 from ..config.flat import by_flag
 from ..data.corpora import load_documents
 from ..data.packing import is_validation
-from ..models import compat
-from ..models.load import load_config
 from ..theory.figures import write_figures
 from ..theory.short_range import profiles_plot
 from . import ablation, markdown
 from .ablation import ShortRange
 from .evals import Evaluator, Row, row_dict
-from .experiment import Cell, Stage, run_cells
+from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
 from .findings import check_findings, format_findings
 
 BASE_DIR = Path(__file__).parent / "base"
@@ -192,22 +190,7 @@ def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, in
     )  # fmt: skip
 
 
-RUNS = {"pi": ("linear", "PI"), "direct": ("none", "direct"), "yarn": ("yarn", "YaRN")}
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The base model's shape as the demo needs it: window L, rotary dim and RoPE base (models/compat)."""
-
-    window: int
-    head_dim: int
-    theta: float
-
-
-def model_shape(base: Path) -> Shape:
-    config = load_config(str(base))
-    theta = compat.rope_parameters(config)["rope_theta"]
-    return Shape(int(config.max_position_embeddings), compat.rotary_dim(config), theta)
+RUNS = {"pi": ("linear", "PI"), "direct": ("none", "direct"), "yarn": ("yarn", "YaRN"), "abf": ("abf", "ABF")}
 
 
 def tiny_cells(b: Budget, window: int) -> list[Cell]:
@@ -289,17 +272,19 @@ def tuned_cells(b: Budget, lengths: tuple[int, ...]) -> list[Cell]:
 
 
 def tiny_runs(b: Budget) -> dict[str, tuple[str, str]]:
-    """The fine-tuned methods: {name: (method, title)}; YaRN only with the controls."""
-    return {k: v for k, v in RUNS.items() if k != "yarn" or b.others}
+    """The main run's fine-tuned methods: {name: (method, title)}; YaRN only with the controls (ABF is in
+    the s-ablation only)."""
+    return {k: v for k, v in RUNS.items() if k in ("pi", "direct") or (k == "yarn" and b.others)}
 
 
 def ablation_keys(b: Budget) -> list[tuple[str, int, str]]:
-    """The s-ablation's cells in order: (name, s, row key); at s = factor the main run's row."""
-    steps = b.ablation_steps
+    """The s-ablation's cells in order: (name, s, row key); at s = factor the main run's row, except for
+    ABF (its base chosen by the bound for s L), which has no main run and gets a cell at every s."""
+    steps, main = b.ablation_steps, tiny_runs(b)
     return [
-        (name, s, f"{name}_ft{steps}" if s == b.factor else f"{name}_x{s}_ft{steps}")
+        (name, s, f"{name}_ft{steps}" if s == b.factor and name in main else f"{name}_x{s}_ft{steps}")
         for s in b.ablation
-        for name in tiny_runs(b)
+        for name in [*main, "abf"]
     ]
 
 
@@ -307,7 +292,7 @@ def ablation_cells(b: Budget, window: int) -> list[Cell]:
     """The s-ablation's cells other than the main run's: fine-tuned at s L, ppl at L and s L, passkey at s L."""
     cells = []
     for name, s, key in ablation_keys(b):
-        if s != b.factor:
+        if key.startswith(f"{name}_x"):  # not a main-run row
             (method, title), steps, S = RUNS[name], b.ablation_steps, window * s
             text = f"s-ablation: {title} x{s} fine-tuning {steps} steps at {S}"
             cells.append(
@@ -337,13 +322,10 @@ class TinyLab:
     seed: int
     evaluator: Evaluator
     near: ShortRange
+    shape: Shape  # window, rotary dim and base (abf's base comes from them)
 
-    def rope(self, cell: Cell) -> RopeScaling:
-        return RopeScaling(
-            rope_type=cell.method,
-            factor=float(cell.factor),
-            original_max_position_embeddings=self.info["window"],
-        )
+    def rope(self, cell: Cell) -> RopeScaling:  # none x s: plain RoPE over the s L window (direct FT)
+        return scaling(cell, self.shape)
 
     def train(self, cell: Cell) -> Path:
         folder = self.work / cell.folder
@@ -388,7 +370,7 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage: Stage) -> Ti
                    data_label="held-out pieces (work/heldout.jsonl)")  # fmt: skip
     near = ShortRange(ablation.sample_ids(work / "heldout.jsonl", tokenizer, L))
     cells = tiny_cells(b, L)
-    run_cells(cells, TinyLab(base, work, b, info, seed, ev, near), stage)
+    run_cells(cells, TinyLab(base, work, b, info, seed, ev, near, model_shape(base)), stage)
     points = [ablation.Point(name, s, ev.row(key)) for name, s, key in ablation_keys(b)]
     return TinyRun(info, b, list(cells[0].ppl), pieces, ev, near, points)
 
