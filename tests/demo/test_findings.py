@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ropescale.demo.evals import Row
-from ropescale.demo.findings import check_findings, format_findings
+from ropescale.demo.findings import check_findings, format_findings, tally
 
 L, S = 256, 2048
 
@@ -123,3 +123,9 @@ def test_passkey_cells_show_k_max_exact_rate_and_digits_found():
     assert "| pi_ft | 256 (38%; 82%) | 512 (12%; 60%) |" in table
     _, t4 = steps_tables({"PI x8": [row]}, S)
     assert "| PI x8 | 2048 | 512 (12%; 60%) |" in t4
+
+
+def test_tally_counts_held_and_unjudged_findings():
+    assert tally(check_findings(paper_like(), L, 8, k_top=2048)) == "6 of 6 findings hold"
+    rows = {"base": paper_like()["base"]}
+    assert tally(check_findings(rows, L, 8, k_top=None)) == "0 of 6 findings hold, 6 not measured"

@@ -250,6 +250,13 @@ def _extends(beyond: list[list[float | None]]) -> bool:
     return all(p >= 0.5 and p > (b or 0) and p >= (d or 0) for p, b, d in beyond)
 
 
+def tally(findings: list[Finding]) -> str:
+    """The summary head's count: how many hold, and how many a run could not judge."""
+    held = sum(f["holds"] is True for f in findings)
+    unjudged = sum(f["holds"] is None for f in findings)
+    return f"{held} of {len(findings)} findings hold" + (f", {unjudged} not measured" if unjudged else "")
+
+
 def format_findings(findings: list[Finding]) -> list[str]:
     mark = {True: "HOLDS", False: "DOES NOT HOLD", None: "NOT MEASURED"}
     return [f"({f['id']}) {mark[f['holds']]:<13} {f['claim']}\n      {f['numbers']}" for f in findings]

@@ -43,7 +43,7 @@ from . import markdown
 from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
 from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
-from .findings import check_real_findings, format_findings
+from .findings import check_real_findings, format_findings, tally
 from .gguf_cache import converted
 
 MODEL = "smollm2-135m"
@@ -411,11 +411,10 @@ def _summary(
 ) -> str:
     """The head line (budget and how many findings hold), the findings, each model's numbers, short range."""
     b, L, S = run.budget, run.budget.window, run.budget.window * run.budget.factor
-    held = sum(f["holds"] is True for f in findings)
     head = (
         f"ropescale demo --model {MODEL}{' --quick' if cfg.quick else ' --full' if cfg.full else ''}: "
         f"L={L} -> {S} (x{b.factor}); fine-tuning {b.checkpoints[-1]} steps of {b.batch_size} x {b.seq_len} "
-        f"tokens; {held} of {len(findings)} findings hold"
+        f"tokens; {tally(findings)}"
     )
     base = run.rows["base"]
     overview = [

@@ -42,7 +42,7 @@ from . import ablation, markdown
 from .ablation import ShortRange
 from .evals import Evaluator, Row, row_dict
 from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
-from .findings import check_findings, format_findings
+from .findings import check_findings, format_findings, tally
 
 BASE_DIR = Path(__file__).parent / "base"
 
@@ -394,11 +394,10 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
     pngs = _plots(run, curves, out)
     scale = ablation.scale_lines(near_rows, run.ablation, shape.head_dim, shape.theta, L, last)
     lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S) + scale
-    held = sum(f["holds"] is True for f in findings)
     head = (
         f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({run.base.get('parameters')} parameters) "
         f"trained at L={L}, extended x{b.factor} to {S}; fine-tuning {last} steps of {b.batch_size} x {S} "
-        f"tokens (direct also {b.long_steps}); {held} of {len(findings)} findings hold"
+        f"tokens (direct also {b.long_steps}); {tally(findings)}"
     )
     summary = "\n".join([head, *lines, *_model_lines(run)])
     outputs.write_text(
