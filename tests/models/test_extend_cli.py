@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from ropescale import RopeScaling, compute_freqs
 from ropescale.cli import main
+from ropescale.rope import smallest_base
 
 LONGROPE = [
     "--short-factor",
@@ -236,3 +237,22 @@ def test_smollm2_gguf_extend_halves_inv_freq(tmp_path, capsys):
     report = json.loads(stdout)
     assert report["live_check"]["ok"] and report["counts"]["interpolated"] == 32
     assert report["original_window"] == 8192 and report["new_window"] == 16384
+
+
+def test_inspect_shows_the_base_bound_for_an_abf_checkpoint(tmp_path, tiny_llama_dir, capsys):
+    """ABF at the smallest base for the new window passes there; plain RoPE with the model's base of 10000
+    fails (B_m = sum_i cos(m theta_i) < 0 somewhere below 256, computed here directly)."""
+    bstar = smallest_base(16, 256)
+    out = tmp_path / "abf"
+    argv = ["extend", tiny_llama_dir, "--method", "abf", "--rope-theta", repr(bstar), "--factor", "4"]
+    assert run([*argv, "--out", out], capsys)[0] == 0
+    code, stdout, _ = run(["inspect", out], capsys)
+    assert (
+        code == 0
+        and f"smallest base for L' = 256 is {bstar:.4g}; abf frequencies pass for L' = 256" in stdout
+    )
+    theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    margins = torch.cos(torch.arange(256, dtype=torch.float64)[:, None] * theta).sum(-1)
+    first = int(torch.nonzero(margins < 0)[0, 0])
+    code, stdout, _ = run(["inspect", tiny_llama_dir, "--method", "none", "--factor", "4"], capsys)
+    assert code == 0 and f"none frequencies fail for L' = 256 (B_m < 0 at m = {first})" in stdout

@@ -11,7 +11,7 @@ import torch
 
 from ropescale import RopeScaling
 from ropescale.rope import base_bound, base_inv_freq, first_violation, similarity_margin, smallest_base
-from ropescale.rope.base_bound import REL_TOL
+from ropescale.rope.base_lower_bound import REL_TOL
 
 
 def margins_numpy(d: int, base: float, distances: np.ndarray) -> np.ndarray:
@@ -131,3 +131,15 @@ def test_same_result_with_one_or_two_threads():
     finally:
         torch.set_num_threads(threads)
     assert one == two
+
+
+@pytest.mark.parametrize("d,base,window", [(64, 20000.0, 4096), (128, 60000.0, 8192), (16, 300.0, 200)])
+def test_every_base_the_certified_step_skips_fails(d, base, window):
+    """From a failing base, the scan jumps ln b by the violation's certified step: every base in between
+    must fail too (checked on 200 points with numpy, all distances)."""
+    weights = torch.arange(d // 2, dtype=torch.float64) * 2 / d
+    found = first_violation(base_inv_freq(d, base), window, weights=weights)
+    assert found is not None and found.safe_step > 0
+    m = np.arange(window, dtype=np.float64)
+    for h in np.linspace(0, found.safe_step, 200, endpoint=False):
+        assert margins_numpy(d, base * math.exp(h), m).min() < 0

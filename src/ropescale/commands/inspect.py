@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from ..config import InspectConfig
 from ..models import compat
@@ -11,11 +11,36 @@ from ..models.export import serving_flags
 from ..models.load import rope_source
 from ..models.prepare import prepare_model
 from ..models.scale import check_rotary, rope_state
-from ..rope import dimension_table
+from ..rope import base_bound, dimension_table, format_base_bound_line
 from ..rope.resolution import format_resolution, resolution
 
 
-def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
+class InspectResult(TypedDict):
+    """What `inspect` returns (printed as tables, or as JSON with --json)."""
+
+    model: str
+    model_type: str
+    json: bool
+    rope_type: str  # transformers' rope_type in the model's config
+    method: str  # ropescale's method name
+    base: float
+    rotary_dim: int
+    factor: float
+    scaling_source: str
+    original_window: int | None
+    new_window: int | None
+    max_position_embeddings: int
+    scaling: dict[str, Any]
+    rope_parameters: dict[str, Any]
+    counts: dict[str, int]  # dimensions extrapolated / interpolated / blended
+    dimensions: list[dict[str, Any]]  # rope.dimension_table
+    resolution: dict[str, Any]  # rope.resolution.resolution
+    base_bound: dict[str, Any]  # rope.base_bound at the new window only
+    live_check: dict[str, Any]  # ok, problems
+    serving: dict[str, Any]
+
+
+def run_inspect(cfg: InspectConfig) -> InspectResult:
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     problems = check_rotary(model)
@@ -42,12 +67,13 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, state.base, spec),
+        "base_bound": base_bound(state.rotary_dim, state.base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
         "serving": serving_flags(spec, state.base, state.rotary_dim),
     }
 
 
-def format_inspect(r: dict[str, Any]) -> str:
+def format_inspect(r: InspectResult) -> str:
     if r["json"]:
         return json.dumps({k: v for k, v in r.items() if k != "json"}, indent=2)
     c = r["counts"]
@@ -61,6 +87,7 @@ def format_inspect(r: dict[str, Any]) -> str:
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
         f"(divided by s), {c['blended']} blended",
         *format_resolution(r["resolution"]),
+        format_base_bound_line(r["base_bound"]),
         "",
         f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'rad/token':>10} {'scaled':>10} {'ratio':>9}  kind"
         "          unseen angles at new window",

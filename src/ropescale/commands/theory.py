@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -12,7 +12,7 @@ from .. import outputs
 from ..config import RopeScaling, TheoryConfig
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
-from ..rope import base_inv_freq
+from ..rope import base_bound, base_inv_freq, format_base_bound
 from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
 from ..theory.bounds import (
     B_theta,
@@ -81,6 +81,7 @@ def analyse(
         "max_B_beyond": b_plain,
         **_ratios(d, base, b_plain),
         "resolution": resolution(d, base, spec, delta),
+        "base_bound": base_bound(d, base, spec),
         "layers": layers,
     }
 
@@ -172,13 +173,24 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     }
 
 
-def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
+class TheoryResult(TypedDict, total=False):
+    """What `theory` returns; --out holds it without `json`."""
+
+    json: bool
+    config: dict[str, Any]
+    environment: dict[str, str]
+    model_report: dict[str, Any]  # MODEL: the bounds and h_j measured per layer
+    short_range: dict[str, Any]  # --short-range: attention profiles per model
+    figures: dict[str, Any]  # --figures: the files written and their numbers
+
+
+def run_theory(cfg: TheoryConfig) -> TheoryResult:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         outputs.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
         if path is not None:
             outputs.check_out_file(path, flag, overwrite=cfg.overwrite)
-    result: dict[str, Any] = {
+    result: TheoryResult = {
         "json": cfg.json,
         "config": outputs.jsonable(cfg),
         "environment": outputs.environment(),
@@ -235,6 +247,7 @@ def format_model(r: dict[str, Any]) -> list[str]:
             f"angles, up to {r['max_effective_position_over_L']:.2f} L)"
         )
     lines += format_resolution(r["resolution"])
+    lines += format_base_bound(r["base_bound"])
     lines += [
         f"  q/k: first {r['tokens']} tokens of {r['text']}",
         "  max|h|: over heads, frequencies and all position pairs n <= m of the sample",
@@ -295,7 +308,7 @@ def format_figures(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_theory(result: dict[str, Any]) -> str:
+def format_theory(result: TheoryResult) -> str:
     if result["json"]:
         return json.dumps({k: v for k, v in result.items() if k != "json"}, indent=2)
     lines: list[str] = []

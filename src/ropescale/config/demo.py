@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import knob, one_of
+from ..knobs import check_knobs, knob
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -43,7 +43,7 @@ class DemoConfig:
     seed: int = knob(0, "seed of training order, passkey keys and bootstrap")
 
     def __post_init__(self) -> None:
-        one_of(self.model, DEMO_MODELS, "--model")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.full and self.model != "smollm2-135m":
             raise ValueError("--full applies to --model smollm2-135m only")
         if self.full and self.quick:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..models import compat
 from ..models.load import load_config
-from ..rope.base_bound import smallest_base
+from ..rope.base_lower_bound import smallest_base
 from ..rope.spec import RopeScaling
 from .evals import Row
 
@@ -59,7 +59,7 @@ def model_shape(base: Path) -> Shape:
 
 def scaling(cell: Cell, shape: Shape) -> RopeScaling:
     """The cell's rope: its method and factor from the model's window L. `abf` gets the base that Men et
-    al.'s bound asks for at the cell's new window s L (rope/base_bound.smallest_base: B_m >= 0 for every
+    al.'s bound asks for at the cell's new window s L (rope/base_lower_bound.smallest_base: B_m >= 0 for every
     m < s L), never below the model's own base (a base that passes already is kept)."""
     window = shape.window
     theta = None

@@ -1,7 +1,14 @@
 """Pure RoPE math: one record per scaling method (formula, defaults, checks, transformers keys, serving
 notes) and one registry. No nn.Module, no model config."""
 
-from .base_bound import base_bound, first_violation, format_base_bound, similarity_margin, smallest_base
+from .base_lower_bound import (
+    base_bound,
+    first_violation,
+    format_base_bound,
+    format_base_bound_line,
+    similarity_margin,
+    smallest_base,
+)
 from .methods import (
     METHODS,
     Method,
@@ -29,6 +36,7 @@ __all__ = [
     "first_violation",
     "flag_number",
     "format_base_bound",
+    "format_base_bound_line",
     "method",
     "ntk_base",
     "reading",

@@ -44,7 +44,7 @@ import torch
 
 from .methods import base_inv_freq, compute_freqs
 
-if TYPE_CHECKING:  # spec imports methods, as this module does
+if TYPE_CHECKING:
     from .spec import RopeScaling
 
 REL_TOL = 1e-6  # relative: the smallest step of the scan, the width of what it may miss
@@ -76,9 +76,9 @@ def _safe_step(m: torch.Tensor, b: torch.Tensor, inv_freq: torch.Tensor, weights
     phi = m[:, None] * inv_freq[None, :]
     slope = (weights * phi * phi.sin()).sum(-1)
     curve = (weights**2 * (phi + phi**2)).sum(-1)
-    margin = (b + _ROUNDING).clamp(max=0)
-    root = (-slope + (slope**2 - 2 * curve * margin).sqrt()) / curve
-    return float(root.max())
+    margin = b + _ROUNDING  # an upper bound on the exact B_m; no certificate unless it is negative
+    root = (-slope + (slope**2 - 2 * curve * margin.clamp(max=0)).sqrt()) / curve
+    return float(torch.where(margin < 0, root, torch.zeros_like(root)).max())
 
 
 def _violation(
@@ -131,16 +131,19 @@ def smallest_base(rotary_dim: int, window: int, rel_tol: float = REL_TOL) -> flo
         near = found.distance
 
 
-def base_bound(rotary_dim: int, base: float, spec: RopeScaling) -> dict[str, Any]:
+def base_bound(
+    rotary_dim: int, base: float, spec: RopeScaling, windows: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """The bound for a model (rotary dim d, unscaled base b) and a scaling `spec` (L filled in).
 
-    smallest_base: b* for L, 2L, 4L and the new window L' (keys: the windows as strings);
+    smallest_base: b* for each of `windows` (default L, 2L, 4L and the new window L'; keys: the windows as
+    strings);
     base_passes / base_first_violation: the model's own base over [0, L) (None: no violation);
     scaled_passes / scaled_first_violation: the spec's frequencies (at the new window) over [0, L').
     """
     orig = spec.require_original()
     new = spec.new_window
-    windows = sorted({orig, 2 * orig, 4 * orig, new})
+    windows = sorted({orig, 2 * orig, 4 * orig, new} if windows is None else set(windows))
     plain = first_violation(base_inv_freq(rotary_dim, base), orig)
     scaled = first_violation(compute_freqs(rotary_dim, base, spec, seq_len=new).inv_freq, new)
     return {
@@ -171,9 +174,19 @@ def format_base_bound(r: dict[str, Any], indent: str = "  ") -> list[str]:
     if r["method"] == "linear" and new > orig:
         lines.append(
             f"{indent}  PI divides positions by s: B_m(theta / s) = B_(m/s)(theta), the base's own values at "
-            f"fractional distances < L, so PI needs no larger base for L' (it pays in resolution instead)"
+            f"distances m/s < L, so PI passes for L' when the base passes on that finer grid below L: it "
+            f"needs no larger base (it pays in resolution instead)"
         )
     return lines
+
+
+def format_base_bound_line(r: dict[str, Any]) -> str:
+    """One line for `inspect`: b* at the new window and whether the scaled frequencies pass there."""
+    new = r["new_window"]
+    return (
+        f"  base bound (Men et al. 2024, B_m >= 0 for m < L'): smallest base for L' = {new} is "
+        f"{r['smallest_base'][str(new)]:.4g}; {_scaled_line(r)}"
+    )
 
 
 def _scaled_line(r: dict[str, Any]) -> str:
