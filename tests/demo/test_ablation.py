@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from ropescale.demo.ablation import Cell, ablation_lines, ablation_table
+from ropescale.demo.ablation import Point, ablation_lines, ablation_table
 from ropescale.demo.evals import Row
 
 
-def cell(method: str, s: int, ppl: float, k: int) -> Cell:
+def cell(method: str, s: int, ppl: float, k: int) -> Point:
     S = 256 * s
     row = Row(f"{method}_x{s}", f"{method} x{s}", method, s, 100, ppl={256: 9.0, S: ppl}, k_max={S: k},
               passkey_accuracy={S: 0.5})  # fmt: skip
     sr = {"local_kept": 2, "num_local": 3, "mean_similarity_local": 0.75}
-    return Cell(method, s, row, sr)
+    return Point(method, s, row, sr)
 
 
 def test_table_and_lines_carry_the_cells_numbers():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ropescale.demo.evals import Row
-from ropescale.demo.findings import check_findings, format_findings
+from ropescale.demo.findings import check_findings, format_findings, tally
 
 L, S = 256, 2048
 
@@ -55,9 +55,35 @@ def test_passkey_finding_needs_a_base_that_can_retrieve():
     assert not check_findings(rows, L, 8, k_top=2048)[3]["holds"]
 
 
-def test_missing_runs_are_left_out():
+def test_missing_runs_are_not_measured_never_judged_on_something_else():
+    """Only the base model: every finding is listed; the ones needing a missing model say "not measured in
+    this run" with what is missing (finding 1 used to hold on the base's numbers alone)."""
     rows = {"base": paper_like()["base"]}
-    assert [f["id"] for f in check_findings(rows, L, 8, k_top=None)] == [1]
+    found = check_findings(rows, L, 8, k_top=None)
+    assert [f["id"] for f in found] == [1, 2, 3, 4, 5, 6]
+    assert [f["holds"] for f in found] == [None] * 6
+    assert all("not measured in this run" in f["numbers"] and f["missing"] for f in found)
+    assert found[0]["missing"] == [
+        "the PI fine-tuned model's ppl(2048) (`ropescale demo --model tiny` fine-tunes PI at 2048)"
+    ]
+    assert "NOT MEASURED" in format_findings(found)[0]
+
+
+def test_a_measured_part_that_fails_refutes_even_with_a_part_missing():
+    rows = {"base": paper_like()["base"]}
+    rows["base"].ppl[S] = 30.0  # extrapolation barely hurts: (1) is refuted without the PI model
+    assert check_findings(rows, L, 8, k_top=None)[0]["holds"] is False
+
+
+def test_passkey_missing_at_sl_leaves_three_and_four_unjudged():
+    """k_max(sL) not measured: (3) may not hold on ppl alone, (4) may not hold on the base alone."""
+    rows = paper_like()
+    for r in rows.values():
+        r.k_max.pop(S, None)
+    found = {f["id"]: f for f in check_findings(rows, L, 8, k_top=None)}
+    assert found[3]["holds"] is None and found[4]["holds"] is None
+    assert found[3]["missing"] == ["k_max(2048) of PI and direct fine-tuning (passkey at 2048)"]
+    assert {found[i]["holds"] for i in (1, 2, 5, 6)} == {True}
 
 
 def test_yarn_control_line_lists_each_checkpoint():
@@ -97,3 +123,9 @@ def test_passkey_cells_show_k_max_exact_rate_and_digits_found():
     assert "| pi_ft | 256 (38%; 82%) | 512 (12%; 60%) |" in table
     _, t4 = steps_tables({"PI x8": [row]}, S)
     assert "| PI x8 | 2048 | 512 (12%; 60%) |" in t4
+
+
+def test_tally_counts_held_and_unjudged_findings():
+    assert tally(check_findings(paper_like(), L, 8, k_top=2048)) == "6 of 6 findings hold"
+    rows = {"base": paper_like()["base"]}
+    assert tally(check_findings(rows, L, 8, k_top=None)) == "0 of 6 findings hold, 6 not measured"

@@ -91,7 +91,7 @@ def test_passkey_rule_needs_pi_ahead_of_direct_and_base():
 
 def test_passkey_rule_inside_the_window():
     """Inside L the rule asks PI to keep what the base has: the SmolLM2 case (PI fine-tuned garbles the key
-    at 4096 where the base retrieves it) fails; a short prompt alone is judged on keeping only."""
+    at 4096 where the base retrieves it) fails; a short prompt alone leaves the beyond-L half not measured."""
     rows = paper_like()
     rows["pi_ft"].depth_accuracy[SHORT] = 0.0
     found = {f["id"]: f for f in check_real_findings(rows, L, 2)}
@@ -100,6 +100,42 @@ def test_passkey_rule_inside_the_window():
         del rows[r].depth_accuracy[S]
     rows["pi_ft"].depth_accuracy[SHORT] = 1.0
     found = {f["id"]: f for f in check_real_findings(rows, L, 2)}
-    assert found[4]["holds"] and "beyond L" not in found[4]["claim"]
+    assert found[4]["holds"] is None  # kept inside L, but nothing tested beyond it
+    assert found[4]["missing"] == [
+        "the passkey beyond L (8192 < length <= 16384) (`ropescale demo --full` tests prompts beyond L)"
+    ]
     rows["base"].depth_accuracy[SHORT] = rows["pi_ft"].depth_accuracy[SHORT] = 0.0  # nobody retrieves
     assert not {f["id"]: f["holds"] for f in check_real_findings(rows, L, 2)}[4]
+
+
+def test_direct_vs_pi_reads_the_passkey_at_sl_only():
+    """The `make demo` case before the fix: no passkey at sL, direct retrieves at a prompt inside L where PI
+    does not. (3) must not judge on that prompt: with ppl(sL) worse for direct it is not measured (the
+    passkey half is missing), and with ppl(sL) better for direct it does not hold."""
+    rows = paper_like()
+    for r in ("base", "pi_ft", "direct_ft"):
+        del rows[r].depth_accuracy[S]
+    rows["pi_ft"].depth_accuracy[SHORT], rows["direct_ft"].depth_accuracy[SHORT] = 0.0, 1.0
+    three = check_real_findings(rows, L, 2)[2]
+    assert three["holds"] is None
+    assert "not measured in this run: the passkey at 16384" in three["numbers"]
+    assert "passkey at 16384 PI n/a vs direct n/a" in three["numbers"]
+    rows["direct_ft"].ppl[S] = 15.0
+    assert check_real_findings(rows, L, 2)[2]["holds"] is False
+
+
+def test_summary_line_puts_extension_beside_its_cost():
+    """ppl on [L, sL) is the second half's ppl (400 here), the retention ppl(L) / base ppl(L) as %."""
+    from ropescale.demo.markdown import extension_line
+
+    rows = paper_like()
+    base, pi = rows["base"], rows["pi_ft"]
+    pi.ppl[L] = 21.0  # 5% above the base's 20
+    line = extension_line(pi, base, L, S)
+    assert (
+        line
+        == f"ppl(16384) {math.sqrt(20.5 * 18.0):.4g}, on [8192, 16384) 18; ppl(8192) 21 = 105% of the base's"
+    )
+    assert "on [8192, 16384) 400; ppl(8192) 20 = 100% of the base's" in extension_line(base, base, L, S)
+    pi.by_position.clear()
+    assert "on [8192, 16384) -;" in extension_line(pi, base, L, S)

@@ -31,7 +31,12 @@ from ..theory.short_range import (
 )
 from .evals import Row
 
-METHODS = {"pi": ("linear", "PI"), "direct": ("none", "direct"), "yarn": ("yarn", "YaRN")}
+METHODS = {
+    "pi": ("linear", "PI"),
+    "direct": ("none", "direct"),
+    "yarn": ("yarn", "YaRN"),
+    "abf": ("abf", "ABF"),
+}
 OFFSETS = 16
 
 
@@ -96,14 +101,16 @@ def short_range_note(reference: str, tokens: int) -> str:
 
 
 @dataclass
-class Cell:
+class Point:
+    """One cell of the s-ablation table: a fine-tuned method at one s, its row and short-range check."""
+
     method: str  # pi, direct, yarn
     factor: int
     row: Row
     short_range: dict[str, Any] | None = None
 
 
-def ablation_table(cells: list[Cell], window: int) -> str:
+def ablation_table(cells: list[Point], window: int) -> str:
     head = ["s", "sL", "Method", "FT steps", f"ppl({window})", "ppl(sL)", "k_max(sL)", "local heads kept",
             "similarity (local heads)"]  # fmt: skip
     body = []
@@ -116,7 +123,7 @@ def ablation_table(cells: list[Cell], window: int) -> str:
     return markdown(head, body)
 
 
-def ablation_plot(cells: list[Cell], window: int, path: Path) -> Path:
+def ablation_plot(cells: list[Point], window: int, path: Path) -> Path:
     """ppl(sL), k_max(sL) / sL and the local heads' similarity against s, one line per method."""
     fig = plots.figure(13.0, 4.0)
     axes = [fig.add_subplot(1, 3, i) for i in (1, 2, 3)]
@@ -144,7 +151,7 @@ def ablation_plot(cells: list[Cell], window: int, path: Path) -> Path:
     return plots.finish(fig, path, *axes)
 
 
-def ablation_lines(cells: list[Cell], window: int) -> list[str]:
+def ablation_lines(cells: list[Point], window: int) -> list[str]:
     """What the ablation shows, in sentences made from its numbers (no conclusion is fixed in advance)."""
     if not cells:
         return []
@@ -179,7 +186,7 @@ def _ppl(by: dict, method: str, s: int, window: int) -> float:
 
 
 def scale_lines(
-    near: list[dict[str, Any]], cells: list[Cell], head_dim: int, base: float, window: int, last: int
+    near: list[dict[str, Any]], cells: list[Point], head_dim: int, base: float, window: int, last: int
 ) -> list[str]:
     """The report's account of what the miniature shows about resolution, in its own numbers: what PI
     does to the fastest frequency at each s, how many of the base's local heads each model keeps, and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from ..commands.report import load_results
 from ..report import plots
 from ..report.tables import fmt_ppl, markdown
-from .evals import Row
+from .evals import Row, beyond_ppl
 
 
 def table1(rows: list[Row], lengths: list[int], window: int, model: str) -> str:
@@ -136,3 +137,47 @@ def eval_plots(files: list[Path], keep: set[str], length: int, folder: Path) -> 
 def _at_length(results: list[dict[str, Any]], length: int) -> list[dict[str, Any]]:
     """Copies of the results keeping only their cells at `length`."""
     return [{**r, "lengths": [c for c in r["lengths"] if c["length"] == length]} for r in results]
+
+
+FOOTER = "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`."
+
+
+def page(
+    title: str,
+    intro: list[str],
+    findings: list[str],
+    tables: list[tuple[str, str]],
+    sections: list[str],
+    pngs: list[str],
+    after: list[str] | None = None,
+) -> str:
+    """A demo's report.md, the one template: title, set-up paragraphs, the findings, the tables
+    (heading, body), further sections, the plots, `after` (e.g. the theory figures) and where the numbers are."""
+    return "\n\n".join([
+        f"# {title}",
+        *intro,
+        "## Findings\n\n```\n" + "\n".join(findings) + "\n```",
+        *(f"## {heading}\n\n{body}" for heading, body in tables),
+        *sections,
+        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
+        *(after or []),
+        FOOTER,
+    ]) + "\n"  # fmt: skip
+
+
+def extension_line(row: Row, base: Row, window: int, length: int) -> str:
+    """One model's extension and its cost side by side: ppl(sL), ppl on window positions [L, sL) of the
+    sL window (the part only an extended model can see), ppl(L) and the in-window retention, ppl(L) of the
+    model / ppl(L) of the base as %."""
+    L, S = window, length
+    beyond = beyond_ppl(row.by_position[S], L) if row.by_position.get(S) else None
+    p_L, b_L = row.ppl.get(L), base.ppl.get(L)
+    kept = "-" if p_L is None or not b_L else f"{p_L / b_L:.0%}"
+    return (
+        f"ppl({S}) {_num(row.ppl.get(S))}, on [{L}, {S}) {_num(beyond)}; ppl({L}) {_num(p_L)} = {kept} of "
+        "the base's"
+    )
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.4g}"

@@ -41,7 +41,8 @@ from ..theory.short_range import profiles_plot
 from . import ablation, markdown
 from .ablation import ShortRange
 from .evals import Evaluator, Row, row_dict
-from .findings import check_findings, format_findings
+from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
+from .findings import check_findings, format_findings, tally
 
 BASE_DIR = Path(__file__).parent / "base"
 
@@ -68,18 +69,44 @@ class Budget:
 
 # The ablation's cells get 100 steps (the main run's middle checkpoint), not 200: six more runs of 200
 # steps would take `make demo-tiny` past 25 minutes on 2 cores.
-FULL = Budget(8, (50, 100, 200), 400, 4, 1e-3, 10, 8, 4096, 8, 5, True, rehearse=0.5, ablation=(2, 4, 8),
-              ablation_steps=100)  # fmt: skip
+FULL = Budget(
+    factor=8,
+    checkpoints=(50, 100, 200),
+    long_steps=400,
+    batch_size=4,
+    lr=1e-3,
+    warmup_steps=10,
+    eval_pieces=8,
+    piece_tokens=4096,
+    passkey_k=8,
+    passkey_trials=5,
+    others=True,
+    rehearse=0.5,
+    ablation=(2, 4, 8),
+    ablation_steps=100,
+)
 QUICK = Budget(
-    8, (4,), 0, 2, 1e-3, 2, 1, 2048, 3, 2, False, rehearse=0.5, ablation=(2, 4, 8), ablation_steps=4
+    factor=8,
+    checkpoints=(4,),
+    long_steps=0,
+    batch_size=2,
+    lr=1e-3,
+    warmup_steps=2,
+    eval_pieces=1,
+    piece_tokens=2048,
+    passkey_k=3,
+    passkey_trials=2,
+    others=False,
+    rehearse=0.5,
+    ablation=(2, 4, 8),
+    ablation_steps=4,
 )
 
 
 def base_info(base: Path) -> dict[str, Any]:
     """Window, corpus and the commands that made a checkpoint. `recipe.json` (shipped with our base model)
     lists the commands in order; otherwise the one command recorded in its ropescale.json is used."""
-    config = json.loads((base / "config.json").read_text())
-    info: dict[str, Any] = {"path": str(base), "window": int(config["max_position_embeddings"])}
+    info: dict[str, Any] = {"path": str(base), "window": model_shape(base).window}
     record = base / "ropescale.json"
     if record.is_file():
         r = json.loads(record.read_text())
@@ -125,6 +152,7 @@ def command_line(command: str, cfg: dict[str, Any]) -> str:
 def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, tokens: int) -> int:
     """The base model's held-out documents (same hash split as its pre-training), cut into `pieces`
     pieces of `tokens` tokens taken round-robin across documents, as JSON lines. Returns the count."""
+
     docs = [t for t in load_documents(info["data"]) if is_validation(t, info["val_fraction"])]
     cuts = []
     for text in docs:
@@ -140,6 +168,7 @@ def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, 
 def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, info: dict, seed: int) -> None:
     """Fine-tune to `steps` total at s L, s = rope.factor (resuming `out` when it already holds an earlier
     checkpoint). Every factor gets the same tokens per step: batch_size x factor / s sequences of s L."""
+
     s = round(rope.factor)
     assert b.factor % s == 0, (b.factor, s)
     window, batch = info["window"] * s, b.batch_size * b.factor // s
@@ -161,15 +190,178 @@ def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, in
     )  # fmt: skip
 
 
-def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str, Any]:
-    """Run the experiment in `work`; `stage(text)` reports progress. Returns rows and settings."""
-    from transformers import AutoTokenizer
+RUNS = {"pi": ("linear", "PI"), "direct": ("none", "direct"), "yarn": ("yarn", "YaRN"), "abf": ("abf", "ABF")}
+
+
+def tiny_cells(b: Budget, window: int) -> list[Cell]:
+    """The experiment in order: the untuned models, the fine-tuning runs at their checkpoints, the
+    s-ablation's extra cells (its cells at s = factor are the main run's)."""
+    lengths = tuple(window * 2**i for i in range(int(math.log2(b.factor)) + 1))
+    every = {"ppl": lengths, "passkey": lengths}
+    cells = [
+        Cell(
+            "base",
+            "base (no fine-tuning)",
+            "none",
+            1.0,
+            stage="base model, plain RoPE (extrapolation beyond L)",
+            **every,
+        )
+    ]
+    cells += [
+        Cell(
+            f"pi{s}",
+            f"PI x{s}, no fine-tuning",
+            "linear",
+            s,
+            ppl=lengths[: int(math.log2(s)) + 1],
+            stage=f"PI x{s} without fine-tuning",
+        )
+        for s in (2, 4)
+        if s < b.factor
+    ]
+    untuned = {"pi": ("linear", "PI")} | (
+        {"ntk": ("ntk", "ntk"), "yarn": ("yarn", "yarn")} if b.others else {}
+    )
+    cells += [
+        Cell(
+            f"{name}_noft",
+            f"{title}, no fine-tuning",
+            method,
+            b.factor,
+            stage=f"{title} x{b.factor} without fine-tuning",
+            **every,
+        )
+        for name, (method, title) in untuned.items()
+    ]
+    return cells + tuned_cells(b, lengths) + ablation_cells(b, window)
+
+
+def tuned_cells(b: Budget, lengths: tuple[int, ...]) -> list[Cell]:
+    """The fine-tuning runs at sL: each method's checkpoints, then direct fine-tuning's long run."""
+    S, every = lengths[-1], {"ppl": lengths, "passkey": lengths}
+    cells = [
+        Cell(
+            f"{name}_ft{steps}",
+            f"{title} fine-tuned {steps} steps",
+            method,
+            b.factor,
+            steps,
+            folder=f"ft/{name}",
+            stage=f"{title} fine-tuning to {steps} steps at {S}",
+            **every,
+        )
+        for name, (method, title) in tiny_runs(b).items()
+        for steps in b.checkpoints
+    ]
+    if b.long_steps:
+        text = f"direct fine-tuning continued to {b.long_steps} steps"
+        cells.append(
+            Cell(
+                "direct_long",
+                f"direct fine-tuned {b.long_steps} steps",
+                "none",
+                b.factor,
+                b.long_steps,
+                folder="ft/direct",
+                stage=text,
+                **every,
+            )
+        )
+    return cells
+
+
+def tiny_runs(b: Budget) -> dict[str, tuple[str, str]]:
+    """The main run's fine-tuned methods: {name: (method, title)}; YaRN only with the controls (ABF is in
+    the s-ablation only)."""
+    return {k: v for k, v in RUNS.items() if k in ("pi", "direct") or (k == "yarn" and b.others)}
+
+
+def ablation_keys(b: Budget) -> list[tuple[str, int, str]]:
+    """The s-ablation's cells in order: (name, s, row key); at s = factor the main run's row, except for
+    ABF (its base chosen by the bound for s L), which has no main run and gets a cell at every s."""
+    steps, main = b.ablation_steps, tiny_runs(b)
+    return [
+        (name, s, f"{name}_ft{steps}" if s == b.factor and name in main else f"{name}_x{s}_ft{steps}")
+        for s in b.ablation
+        for name in [*main, "abf"]
+    ]
+
+
+def ablation_cells(b: Budget, window: int) -> list[Cell]:
+    """The s-ablation's cells other than the main run's: fine-tuned at s L, ppl at L and s L, passkey at s L."""
+    cells = []
+    for name, s, key in ablation_keys(b):
+        if key.startswith(f"{name}_x"):  # not a main-run row
+            (method, title), steps, S = RUNS[name], b.ablation_steps, window * s
+            text = f"s-ablation: {title} x{s} fine-tuning {steps} steps at {S}"
+            cells.append(
+                Cell(
+                    key,
+                    f"{title} x{s} fine-tuned {steps} steps",
+                    method,
+                    s,
+                    steps,
+                    folder=f"ablation/{name}_x{s}",
+                    ppl=(window, S),
+                    passkey=(S,),
+                    stage=text,
+                )
+            )
+    return cells
+
+
+@dataclass
+class TinyLab:
+    """How the tiny demo fine-tunes (`finetune`) and evaluates (perplexity, passkey, short range)."""
+
+    base: Path
+    work: Path
+    budget: Budget
+    info: dict[str, Any]
+    seed: int
+    evaluator: Evaluator
+    near: ShortRange
+    shape: Shape  # window, rotary dim and base (abf's base comes from them)
+
+    def rope(self, cell: Cell) -> RopeScaling:  # none x s: plain RoPE over the s L window (direct FT)
+        return scaling(cell, self.shape)
+
+    def train(self, cell: Cell) -> Path:
+        folder = self.work / cell.folder
+        finetune(self.base, self.rope(cell), folder, cell.steps, self.budget, self.info, self.seed)
+        return folder
+
+    def evaluate(self, cell: Cell, row: Row, model: Path, rope: RopeScaling | None) -> Row:
+        self.evaluator.evaluate(row, model, rope, list(cell.ppl), list(cell.passkey) or None)
+        self.near.measure(row.key, row.label, model, rope)  # the first one, the base model, is the reference
+        return row
+
+
+@dataclass
+class TinyRun:
+    """What `run_tiny` measured: the rows (in the evaluator), the short-range profiles, the ablation."""
+
+    base: dict[str, Any]  # base_info
+    budget: Budget
+    lengths: list[int]
+    pieces: int
+    evaluator: Evaluator
+    short_range: ShortRange
+    ablation: list[ablation.Point]
+
+    @property
+    def rows(self) -> dict[str, Row]:
+        return {r.key: r for r in self.evaluator.rows}
+
+
+def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage: Stage) -> TinyRun:
+    """Run the experiment in `work`; `stage(text)` reports progress."""
+    from transformers import AutoTokenizer  # deferred: transformers is slow to import
 
     b = QUICK if quick else FULL
     info = base_info(base)
     L = info["window"]
-    lengths = [L * 2**i for i in range(int(math.log2(b.factor)) + 1)]
-    S = lengths[-1]
     tokenizer = AutoTokenizer.from_pretrained(base)
     stage("held-out documents")
     work.mkdir(parents=True, exist_ok=True)
@@ -177,105 +369,101 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
     ev = Evaluator(work / "results", str(work / "heldout.jsonl"), 256, b.passkey_k, b.passkey_trials, seed,
                    data_label="held-out pieces (work/heldout.jsonl)")  # fmt: skip
     near = ShortRange(ablation.sample_ids(work / "heldout.jsonl", tokenizer, L))
-
-    def spec(method: str, s: int = b.factor) -> RopeScaling:
-        return RopeScaling(rope_type=method, factor=float(s), original_max_position_embeddings=L)
-
-    def evaluate(row: Row, model: Path, rope: RopeScaling | None, ppl_at: list[int], pk_at=None) -> Row:
-        ev.evaluate(row, model, rope, ppl_at, pk_at)
-        near.measure(row.key, row.label, model, rope)  # the first one, the base model, is the reference
-        return row
-
-    stage("base model, plain RoPE (extrapolation beyond L)")
-    evaluate(Row("base", "base (no fine-tuning)", "none", 1.0, 0), base, None, lengths, lengths)
-    for s in (2, 4):
-        if s < b.factor:
-            stage(f"PI x{s} without fine-tuning")
-            keep = lengths[: int(math.log2(s)) + 1]
-            evaluate(Row(f"pi{s}", f"PI x{s}, no fine-tuning", "linear", s, 0), base, spec("linear", s), keep)
-    stage(f"PI x{b.factor} without fine-tuning")
-    evaluate(Row("pi_noft", "PI, no fine-tuning", "linear", b.factor, 0), base, spec("linear"), lengths,
-                lengths)  # fmt: skip
-    if b.others:
-        for method in ("ntk", "yarn"):
-            stage(f"{method} x{b.factor} without fine-tuning")
-            evaluate(Row(f"{method}_noft", f"{method}, no fine-tuning", method, b.factor, 0), base,
-                        spec(method), lengths, lengths)  # fmt: skip
-
-    runs = {"pi": ("linear", "PI"), "direct": ("none", "direct")} | (
-        {"yarn": ("yarn", "YaRN")} if b.others else {}
-    )
-    for name, (method, title) in runs.items():
-        for steps in b.checkpoints:
-            stage(f"{title} fine-tuning to {steps} steps at {S}")
-            finetune(base, spec(method), work / "ft" / name, steps, b, info, seed)
-            label = f"{title} fine-tuned {steps} steps"
-            evaluate(Row(f"{name}_ft{steps}", label, method, b.factor, steps), work / "ft" / name, None,
-                        lengths, lengths)  # fmt: skip
-    if b.long_steps:
-        stage(f"direct fine-tuning continued to {b.long_steps} steps")
-        finetune(base, spec("none"), work / "ft" / "direct", b.long_steps, b, info, seed)
-        evaluate(Row("direct_long", f"direct fine-tuned {b.long_steps} steps", "none", b.factor, b.long_steps),
-                    work / "ft" / "direct", None, lengths, lengths)  # fmt: skip
-    cells = []
-    for s in b.ablation:
-        for name, (method, title) in runs.items():
-            key = f"{name}_ft{b.ablation_steps}" if s == b.factor else f"{name}_x{s}_ft{b.ablation_steps}"
-            if s != b.factor:
-                stage(f"s-ablation: {title} x{s} fine-tuning {b.ablation_steps} steps at {L * s}")
-                folder = work / "ablation" / f"{name}_x{s}"
-                finetune(base, spec(method, s), folder, b.ablation_steps, b, info, seed)
-                label = f"{title} x{s} fine-tuned {b.ablation_steps} steps"
-                evaluate(Row(key, label, method, s, b.ablation_steps), folder, None, [L, L * s], [L * s])
-            cells.append(ablation.Cell(name, s, ev.row(key)))
-    return {"base": info, "budget": b, "lengths": lengths, "pieces": pieces, "evaluator": ev,
-            "short_range": near, "ablation": cells}  # fmt: skip
+    cells = tiny_cells(b, L)
+    run_cells(cells, TinyLab(base, work, b, info, seed, ev, near, model_shape(base)), stage)
+    points = [ablation.Point(name, s, ev.row(key)) for name, s, key in ablation_keys(b)]
+    return TinyRun(info, b, list(cells[0].ppl), pieces, ev, near, points)
 
 
-def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
+def write_tiny(base: Path, out: Path, cfg: Any, stage: Stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots, theory figures and summary."""
+
     run = run_tiny(base, out / "work", cfg.quick, cfg.seed, stage)
-    ev, b, lengths, info = run["evaluator"], run["budget"], run["lengths"], run["base"]
+    b, rows, lengths = run.budget, run.rows, run.lengths
     L, S, last = lengths[0], lengths[-1], b.checkpoints[-1]
-    rows = {r.key: r for r in ev.rows}
     named = {"base": rows["base"], "pi2": rows.get("pi2"), "pi_ft": rows[f"pi_ft{last}"],
              "direct_ft": rows[f"direct_ft{last}"], "direct_long": rows.get("direct_long")}  # fmt: skip
     findings = check_findings(named, L, b.factor, rows[f"pi_ft{last}"].k_tested.get(S))
+    curves = _curves(rows, b, S)
+    stage("report, plots and theory figures")
+    shape = model_shape(base)
+    theory = write_figures(out / "theory", head_dim=shape.head_dim, base=shape.theta, window=L)
+    near_rows = run.short_range.rows()
+    for c in run.ablation:
+        c.short_range = next(r for r in near_rows if r["key"] == c.row.key)
+    pngs = _plots(run, curves, out)
+    scale = ablation.scale_lines(near_rows, run.ablation, shape.head_dim, shape.theta, L, last)
+    lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S) + scale
+    head = (
+        f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({run.base.get('parameters')} parameters) "
+        f"trained at L={L}, extended x{b.factor} to {S}; fine-tuning {last} steps of {b.batch_size} x {S} "
+        f"tokens (direct also {b.long_steps}); {tally(findings)}"
+    )
+    summary = "\n".join([head, *lines, *_model_lines(run)])
+    outputs.write_text(
+        out / "report.md", _markdown(run, curves, pngs, lines, cfg.quick, _sections(run, near_rows, scale))
+    )
+    return {
+        "kind": "demo",
+        "model": "tiny",
+        "quick": cfg.quick,
+        "base": run.base,
+        "budget": b,
+        "lengths": lengths,
+        "rows": [row_dict(r) for r in run.evaluator.rows],
+        "findings": findings,
+        "short_range": [{**r, "profiles": run.short_range.profiles[r["key"]].tolist()} for r in near_rows],
+        "ablation": [{"method": c.method, "factor": c.factor, "key": c.row.key} for c in run.ablation],
+        "theory": theory,
+        "plots": pngs,
+        "summary": summary,
+    }
+
+
+def _model_lines(run: TinyRun) -> list[str]:
+    """Per model evaluated at sL: ppl(sL), ppl on positions [L, sL), ppl(L) and its in-window retention."""
+    L, S, rows = run.lengths[0], run.lengths[-1], run.evaluator.rows
+    head = (
+        f"models (ppl on the held-out pieces: at {S}, on positions [{L}, {S}) of the {S}-token windows, at {L} "
+        f"and its in-window retention as % of the base's ppl({L})):"
+    )
+    base = run.rows["base"]
+    return [head] + [f"  {r.label:<32} {markdown.extension_line(r, base, L, S)}" for r in rows if S in r.ppl]
+
+
+def _curves(rows: dict[str, Row], b: Budget, length: int) -> dict[str, list[Row]]:
+    """Perplexity and passkey at sL against fine-tuning steps, one curve per fine-tuned method."""
     curves = {
         f"PI x{b.factor}": [rows["pi_noft"], *(rows[f"pi_ft{s}"] for s in b.checkpoints)],
         "FT (direct)": [rows["base"], *(rows[f"direct_ft{s}"] for s in b.checkpoints)]
         + ([rows["direct_long"]] if "direct_long" in rows else []),
     }
-    if "yarn_noft" in rows and f"yarn_ft{last}" in rows:  # the successor that leaves fast dimensions alone
+    if (
+        "yarn_noft" in rows and f"yarn_ft{b.checkpoints[-1]}" in rows
+    ):  # the successor that leaves fast dimensions alone
         curves[f"YaRN x{b.factor}"] = [rows["yarn_noft"], *(rows[f"yarn_ft{s}"] for s in b.checkpoints)]
-    stage("report, plots and theory figures")
-    t3, t4 = markdown.steps_tables(curves, S)
+    return curves
+
+
+def _plots(run: TinyRun, curves: dict[str, list[Row]], out: Path) -> list[str]:
+    """The report's plots: `ropescale report`'s for the main models, steps, short range, ablation."""
+    rows, last, S = run.rows, run.budget.checkpoints[-1], run.lengths[-1]
+    ev, near = run.evaluator, run.short_range
     shown = {r.label for r in ev.rows if r.key in ("base", "pi_noft", "ntk_noft", "yarn_noft", "direct_long")}
     shown |= {rows[k].label for k in (f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}") if k in rows}
     pngs = markdown.eval_plots(ev.files, shown, S, out)
     pngs.append(markdown.steps_plot(curves, S, out / "steps.png").name)
-    config = json.loads((base / "config.json").read_text())
-    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    theta = (config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 10000.0)
-    theory = write_figures(out / "theory", head_dim=head_dim, base=theta, window=L)
-    near, cells = run["short_range"], run["ablation"]
-    near_rows = near.rows()
-    for c in cells:
-        c.short_range = next(r for r in near_rows if r["key"] == c.row.key)
     heat = ("base", "pi_noft", f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}")
     heat = {near.labels[k]: near.profiles[k] for k in heat if k in near.profiles}
     pngs.append(profiles_plot(heat, out / "short_range.png").name)
-    if cells:
-        pngs.append(ablation.ablation_plot(cells, L, out / "ablation.png").name)
-    scale = ablation.scale_lines(near_rows, cells, head_dim, theta, L, last)
-    lines = format_findings(findings) + _yarn_line(rows, b.checkpoints, S) + scale
-    held = sum(f["holds"] is True for f in findings)
-    head = (
-        f"ropescale demo{' --quick' if cfg.quick else ''}: tiny LLaMA ({info.get('parameters')} parameters) "
-        f"trained at L={L}, extended x{b.factor} to {S}; fine-tuning {last} steps of {b.batch_size} x {S} "
-        f"tokens (direct also {b.long_steps}); {held} of {len(findings)} findings hold"
-    )
-    summary = "\n".join([head, *lines])
+    if run.ablation:
+        pngs.append(ablation.ablation_plot(run.ablation, run.lengths[0], out / "ablation.png").name)
+    return pngs
+
+
+def _sections(run: TinyRun, near_rows: list[dict[str, Any]], scale: list[str]) -> list[str]:
+    """The report's sections after the paper's tables: short range, the s-ablation, what it shows."""
+    b, near, L, S = run.budget, run.short_range, run.lengths[0], run.lengths[-1]
     sections = [
         "## Short-range attention before and after fine-tuning\n\n"
         + ablation.short_range_note(near.labels["base"], int(near.input_ids.shape[1]))
@@ -283,34 +471,18 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
         + ablation.short_range_table(near_rows)
         + "\n\n![short-range attention](short_range.png)",
     ]
-    if cells:
+    if run.ablation:
         sections.append(
             f"## Ablation over s at a fixed budget\n\nEach cell: {b.ablation_steps} fine-tuning steps of "
             f"{b.batch_size * S} tokens ({b.batch_size * b.factor // min(b.ablation)} x {L * min(b.ablation)} at "
             f"s = {min(b.ablation)} ... {b.batch_size} x {S} at s = {b.factor}), the same data, learning rate and "
             f"rehearsal; ppl on the held-out pieces, k_max(sL) with the mean exact-match accuracy over the tested "
             "distances in brackets.\n\n"
-            + ablation.ablation_table(cells, L)
+            + ablation.ablation_table(run.ablation, L)
             + "\n\n![ablation over s](ablation.png)"
         )
     sections.append("## What the miniature shows\n\n```\n" + "\n".join(scale) + "\n```")
-    text = _markdown(info, b, lengths, ev, run["pieces"], t3, t4, pngs, lines, cfg.quick, sections)
-    outputs.write_text(out / "report.md", text)
-    return {
-        "kind": "demo",
-        "model": "tiny",
-        "quick": cfg.quick,
-        "base": info,
-        "budget": b,
-        "lengths": lengths,
-        "rows": [row_dict(r) for r in ev.rows],
-        "findings": findings,
-        "short_range": [{**r, "profiles": near.profiles[r["key"]].tolist()} for r in near_rows],
-        "ablation": [{"method": c.method, "factor": c.factor, "key": c.row.key} for c in cells],
-        "theory": theory,
-        "plots": pngs,
-        "summary": summary,
-    }
+    return sections
 
 
 def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) -> list[str]:
@@ -326,8 +498,33 @@ def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) 
     return [f"control: YaRN x{tuned[0].factor:g} fine-tuned the same way, at {length}: {at}"]
 
 
-def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections) -> str:
+def _markdown(
+    run: TinyRun,
+    curves: dict[str, list[Row]],
+    pngs: list[str],
+    lines: list[str],
+    quick: bool,
+    sections: list[str],
+) -> str:
+    b, info, ev, lengths = run.budget, run.base, run.evaluator, run.lengths
     L, S = lengths[0], lengths[-1]
+    t3, t4 = markdown.steps_tables(curves, S)
+    tables = [
+        ("Table 1: perplexity by evaluation length", markdown.table1(ev.rows, lengths, L, "tiny")),
+        (f"Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)", t3),
+        (f"Table 4: effective window k_max at {S} vs fine-tuning steps", f"{_PASSKEY_CELL}\n\n{t4}"),
+        ("Passkey k_max by prompt length", f"{_PASSKEY_CELL}\n\n{markdown.passkey_table(ev.rows, lengths)}"),
+    ]
+    title = f"ropescale demo{' (quick)' if quick else ''}: Position Interpolation in miniature"
+    theory = (
+        "## Theory (the paper's Figures 2 and 5 for this model's head size and window)\n\n"
+        "![figure 2](theory/figure2.png)\n![figure 5](theory/figure5.png)"
+    )
+    intro = [_base_paragraph(info, L), _method_paragraph(b, run.pieces, L, S)]
+    return markdown.page(title, intro, lines, tables, sections, pngs, after=[theory])
+
+
+def _base_paragraph(info: dict[str, Any], window: int) -> str:
     pk = info.get("passkey_fraction") or 0
     mixture = info.get("recipe") or (
         f"{pk:.0%} of its pre-training batches were passkey-format documents within L (loss on "
@@ -336,29 +533,23 @@ def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections
         if pk
         else "no passkey documents in pre-training"
     )
-    return "\n\n".join([
-        f"# ropescale demo{' (quick)' if quick else ''}: Position Interpolation in miniature",
-        f"Base model: `{info['path']}`, {info.get('parameters')} parameters, window L = {L}, corpus "
+    return (
+        f"Base model: `{info['path']}`, {info.get('parameters')} parameters, window L = {window}, corpus "
         f"`{info['data']}`; {mixture}. Made by:\n\n"
-        + "\n".join(f"    {c}" for c in info["commands"] or ["(no record)"]),
+        + "\n".join(f"    {c}" for c in info["commands"] or ["(no record)"])
+    )
+
+
+def _method_paragraph(b: Budget, pieces: int, window: int, length: int) -> str:
+    return (
         f"Fine-tuning (PI = `--method linear --factor {b.factor}`, direct = `--method none --factor {b.factor}`): "
-        f"next-token loss on {S}-token sequences of the same corpus, AdamW (0.9, 0.95), lr {b.lr:g} constant "
-        f"after {b.warmup_steps} warm-up steps, batch {b.batch_size}; {_rehearsal(b, L)}. Evaluation: "
+        f"next-token loss on {length}-token sequences of the same corpus, AdamW (0.9, 0.95), lr {b.lr:g} constant "
+        f"after {b.warmup_steps} warm-up steps, batch {b.batch_size}; {_rehearsal(b, window)}. Evaluation: "
         f"sliding-window perplexity (stride 256) on {pieces} held-out pieces of "
         f"{b.piece_tokens} tokens (documents the base model never trained on); passkey with the paper's prompt, "
         f"{b.passkey_k} distances x {b.passkey_trials} keys per length, k_max = longest distance with >= 20% "
-        "success at it and every shorter one.",
-        "## Findings\n\n```\n" + "\n".join(lines) + "\n```",
-        f"## Table 1: perplexity by evaluation length\n\n{markdown.table1(ev.rows, lengths, L, 'tiny')}",
-        f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
-        f"## Table 4: effective window k_max at {S} vs fine-tuning steps\n\n{_PASSKEY_CELL}\n\n{t4}",
-        f"## Passkey k_max by prompt length\n\n{_PASSKEY_CELL}\n\n{markdown.passkey_table(ev.rows, lengths)}",
-        *sections,
-        "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
-        "## Theory (the paper's Figures 2 and 5 for this model's head size and window)\n\n"
-        "![figure 2](theory/figure2.png)\n![figure 5](theory/figure5.png)",
-        "Every evaluation's JSON is in `work/results/`; all numbers above are in `results.json`.",
-    ]) + "\n"  # fmt: skip
+        "success at it and every shorter one."
+    )
 
 
 _PASSKEY_CELL = (
