@@ -10,6 +10,7 @@ from .methods import (
     flag_number,
     method,
     ntk_base,
+    proportional_freqs,
     reading,
     yarn_correction_range,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "flag_number",
     "method",
     "ntk_base",
+    "proportional_freqs",
     "reading",
     "rotate_half",
     "yarn_correction_range",

@@ -410,6 +410,25 @@ LONGROPE = Method(
 )
 
 
+# ----------------------------------------------------------------------------- proportional (a rope type)
+def proportional_freqs(head_dim: int, base: float, partial: float, factor: float = 1.0) -> RopeFreqs:
+    """Proportional RoPE (Gemma 4's full-attention layers, as transformers computes it): the first
+    p * head_dim / 2 frequencies are theta_i = b^(-2i/head_dim), spaced over the whole head, the other
+    ones 0 (those dimensions are not rotated); a factor divides all of them (PI). head_dim/2 values."""
+    if head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim must be a positive even number, got {head_dim}")
+    rotated = int(partial * head_dim // 2)
+    theta = 1.0 / (float(base) ** (torch.arange(0, 2 * rotated, 2, dtype=torch.float64) / head_dim))
+    zeros = torch.zeros(head_dim // 2 - rotated, dtype=torch.float64)
+    return _out(torch.cat((theta, zeros)) / factor)
+
+
+# rope types ropescale reads and scales, besides the methods' own transformers_type: what each method
+# becomes on a layer of that type (None: the method cannot be expressed on it).
+BASE_TYPES = {"default": "as the method's own rope_type", "proportional": "linear and none only (as a factor)"}
+PROPORTIONAL_METHODS = ("none", "linear")
+
+
 # ----------------------------------------------------------------------------- the registry
 METHODS: dict[str, Method] = {m.name: m for m in (NONE, LINEAR, NTK, DYNAMIC, YARN, LLAMA3, LONGROPE)}
 
