@@ -8,6 +8,7 @@ rope scaling; the mapping that restores it (`restore_gguf_rope`) lives here too,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -63,7 +64,7 @@ def layer_rope_parameters(config: Any) -> dict[str | None, dict[str, Any]]:
     with one rope dict, ``{layer_type: params}`` for models that nest them (Gemma 3/4, Olmo 3); {} without
     RoPE."""
     if is_nested_rope(config):
-        nested = getattr(config, "rope_parameters")
+        nested = config.rope_parameters
         return {lt: _flat(p) for lt, p in nested.items() if isinstance(p, dict) and "rope_theta" in p}
     params = rope_parameters(config)
     return {} if params is None else {None: _flat(params)}
@@ -109,10 +110,8 @@ def head_dim(config: Any, layer_type: str | None = None) -> int:
     """The attention head size of a layer type (Gemma 4's full-attention layers have their own)."""
     per_layer = getattr(config, "per_layer_config", None)
     if layer_type is not None and per_layer is not None:
-        try:
+        with contextlib.suppress(KeyError, ValueError, TypeError):
             config = per_layer[layer_type]
-        except (KeyError, ValueError, TypeError):
-            pass
     return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
@@ -198,7 +197,9 @@ def live_rotary(module: nn.Module, seq_len: int, layer_type: str | None = None) 
     _touch(module, seq_len, layer_type)
     prefix = "" if layer_type is None else f"{layer_type}_"
     inv_freq = getattr(module, f"{prefix}inv_freq")
-    return inv_freq.detach().to("cpu", torch.float32).clone(), float(getattr(module, f"{prefix}attention_scaling"))
+    return inv_freq.detach().to("cpu", torch.float32).clone(), float(
+        getattr(module, f"{prefix}attention_scaling")
+    )
 
 
 def reset_rotary(model: nn.Module) -> None:

@@ -29,7 +29,14 @@ PROVENANCE_KEY = "ropescale"
 FULL_ATTENTION = "full_attention"
 # keys a scaling owns: replaced as a whole by a new scaling; every other rope key is kept as it is
 OWNED_KEYS = frozenset(
-    {"rope_theta", "rope_type", "type", "factor", ORIGINAL, *(k for m in METHODS.values() for k in m.parameters)}
+    {
+        "rope_theta",
+        "rope_type",
+        "type",
+        "factor",
+        ORIGINAL,
+        *(k for m in METHODS.values() for k in m.parameters),
+    }
 )
 
 
@@ -81,7 +88,9 @@ def _targets(config: Any, layer_types: tuple[str, ...] | None) -> tuple[str, ...
     if layer_types:
         unknown = sorted(set(layer_types) - set(per))
         if unknown:
-            raise ValueError(f"--layer-types {','.join(unknown)}: the model's layer types are {', '.join(per)}")
+            raise ValueError(
+                f"--layer-types {','.join(unknown)}: the model's layer types are {', '.join(per)}"
+            )
         return tuple(lt for lt in per if lt in layer_types)
     return (FULL_ATTENTION,) if FULL_ATTENTION in per else tuple(per)
 
@@ -209,17 +218,22 @@ def plan_scaling(config: Any, spec: RopeScaling, layer_types: tuple[str, ...] | 
     unscaled = {}
     for lt in targets or (None,):
         old = per[lt]
-        unscaled[lt] = known.get(lt) or {"rope_theta": float(old["rope_theta"]), "rope_type": old["rope_type"]}
+        unscaled[lt] = known.get(lt) or {
+            "rope_theta": float(old["rope_theta"]),
+            "rope_type": old["rope_type"],
+        }
         if unscaled[lt]["rope_type"] != "proportional":
             unscaled[lt]["rope_type"] = "default"
         per[lt] = _layer_params(config, spec, lt, old, unscaled[lt])
     max_pos = METHODS[spec.rope_type].to_transformers(spec, state.base, state.rotary_dim)[1]
-    params = per[None] if None in per else per
+    params = per.get(None, per)
     expressed = ""
     refusal = compat.admits_rope(config, params, max_pos)
     if refusal and None in per:
         if METHODS[spec.rope_type].transformers_type in ("dynamic", "longrope"):
-            raise ValueError(f"--method {spec.rope_type}: model type {_model_type(config)} refuses it: {refusal}")
+            raise ValueError(
+                f"--method {spec.rope_type}: model type {_model_type(config)} refuses it: {refusal}"
+            )
         kept = {k: v for k, v in params.items() if k not in OWNED_KEYS}
         params = {**as_longrope(spec, unscaled[None]["rope_theta"], state.rotary_dim), **kept}
         expressed = "longrope factors"
@@ -233,7 +247,7 @@ def current_plan(config: Any) -> ScalingPlan:
     """The scaling a config already carries, as a plan (nothing to apply)."""
     state = rope_state(config)
     per = compat.layer_rope_parameters(config)
-    params = per[None] if None in per else per
+    params = per.get(None, per)
     unscaled = _unscaled(config) or {
         lt: {"rope_theta": per[lt]["rope_theta"], "rope_type": per[lt]["rope_type"]}
         for lt in state.layer_types or (None,)

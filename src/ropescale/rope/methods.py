@@ -425,7 +425,10 @@ def proportional_freqs(head_dim: int, base: float, partial: float, factor: float
 
 # rope types ropescale reads and scales, besides the methods' own transformers_type: what each method
 # becomes on a layer of that type (None: the method cannot be expressed on it).
-BASE_TYPES = {"default": "as the method's own rope_type", "proportional": "linear and none only (as a factor)"}
+BASE_TYPES = {
+    "default": "as the method's own rope_type",
+    "proportional": "linear and none only (as a factor)",
+}
 PROPORTIONAL_METHODS = ("none", "linear")
 
 
