@@ -12,11 +12,12 @@ import torch
 
 from .. import outputs
 from ..config import ExtendConfig
+from ..rope import base_inv_freq, proportional_freqs
 from . import compat, gguf
 from .export import serving_flags
 from .load import load_config
 from .prepare import prepare_model
-from .scale import rope_state
+from .scale import current_plan, logits_match, rope_state
 
 
 def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
@@ -61,22 +62,28 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
 
 
 def verify_saved(path: Path, model: Any) -> tuple[float, float]:
-    """Rebuild the rotary embedding from the saved config.json with transformers alone and compare it with
-    the live model's; returns (min, max) of the saved inv_freq / unscaled inv_freq ratio."""
+    """Build a model from the saved config.json with transformers alone (sharing the live weights) and
+    compare its logits with the live model's beyond the original window (`logits_match`); returns (min,
+    max) of the saved inv_freq / unscaled inv_freq ratio (of the scaled layer type, where rope is nested)."""
     from transformers import AutoConfig
 
-    from ..rope import base_inv_freq
-
     config = AutoConfig.from_pretrained(path)
-    (_, live), *_ = compat.rotary_modules(model)
-    fresh = type(live)(config=config)
-    if (
-        not torch.equal(fresh.inv_freq.cpu(), live.inv_freq.cpu())
-        or fresh.attention_scaling != live.attention_scaling
-    ):
-        raise AssertionError("the saved config.json does not reproduce the scaled rotary embedding")
-    state = rope_state(config)
-    ratio = fresh.inv_freq.double() / base_inv_freq(state.rotary_dim, state.base)
+    mismatch = logits_match(model, compat.build_like(model, config))
+    if mismatch:
+        raise AssertionError(f"the saved config.json does not reproduce the scaled model: {mismatch}")
+    state = current_plan(config)
+    layer = state.layer_types[0] if state.layer_types else None
+    (_, module), *_ = compat.rotary_modules(model)
+    live, _ = compat.live_rotary(module, state.spec.original_max_position_embeddings or 1, layer)
+    compat.reset_rotary(model)
+    unscaled = state.unscaled.get(layer, {})
+    if unscaled.get("rope_type") == "proportional":
+        dim, params = compat.head_dim(config, layer), compat.layer_rope_parameters(config)[layer]
+        theta = proportional_freqs(dim, state.base, params.get("partial_rotary_factor", 1.0)).inv_freq
+    else:
+        theta = base_inv_freq(state.rotary_dim, state.base)
+    keep = theta != 0
+    ratio = live.double()[keep] / theta.double()[keep]
     return float(ratio.min()), float(ratio.max())
 
 

@@ -92,7 +92,10 @@ def _targets(config: Any, layer_types: tuple[str, ...] | None) -> tuple[str, ...
                 f"--layer-types {','.join(unknown)}: the model's layer types are {', '.join(per)}"
             )
         return tuple(lt for lt in per if lt in layer_types)
-    return (FULL_ATTENTION,) if FULL_ATTENTION in per else tuple(per)
+    used = set(
+        getattr(config, "layer_types", None) or per
+    )  # rope dicts of absent layer types stay as they are
+    return (FULL_ATTENTION,) if FULL_ATTENTION in used else tuple(lt for lt in per if lt in used)
 
 
 def _unscaled(config: Any) -> dict[str | None, dict[str, Any]]:
@@ -352,3 +355,24 @@ def check_rotary(model: nn.Module, plan: RopeState | None = None, rtol: float = 
                     )
     compat.reset_rotary(model)
     return problems
+
+
+def logits_match(live: Any, built: Any, tokens: int = 8, rtol: float = 1e-5) -> str | None:
+    """None when two models give the same logits (max relative difference < rtol) on `tokens` random
+    tokens placed at the end of the scaled window (positions past the original one), else what differs."""
+    window = int(live.config.max_position_embeddings)
+    scaled = current_plan(live.config).spec.new_window or window
+    device = next(live.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, live.config.vocab_size, (1, tokens), generator=generator).to(device)
+    positions = torch.arange(max(scaled, tokens) - tokens, max(scaled, tokens), device=device)[None]
+    with torch.no_grad():
+        a = live(ids, position_ids=positions).logits.float()
+        b = built(ids, position_ids=positions).logits.float()
+    compat.reset_rotary(live)
+    err = float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+    return (
+        None
+        if err < rtol
+        else f"logits differ by {err:.2e} (relative) at positions {positions[0, 0].item()}+"
+    )

@@ -1,0 +1,167 @@
+"""The family matrix: a tiny random checkpoint of each RoPE family the installed transformers builds, and
+the methods to try on it. Shared by tests/models/test_families.py and tools/gen_models_doc.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ropescale import RopeScaling
+
+SMALL = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=256,
+    max_position_embeddings=128,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+MLA = dict(kv_lora_rank=16, q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16)
+MOE = dict(moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2, n_group=1, topk_group=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    model_type: str
+    layout: str
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fast: bool = False  # in the default (not slow) subset
+
+
+FAMILIES = [
+    Family("Llama", "llama", "one rope dict", fast=True),
+    Family("Mistral", "mistral", "one rope dict"),
+    Family("Qwen2", "qwen2", "one rope dict"),
+    Family("Qwen3", "qwen3", "one rope dict, head_dim 32", {"head_dim": 32}),
+    Family("Gemma", "gemma", "head_dim != hidden/heads", {"head_dim": 32}),
+    Family(
+        "GPT-NeoX", "gpt_neox", "partial rotary 0.25, fused qkv", {"partial_rotary_factor": 0.25}, fast=True
+    ),
+    Family("StableLM", "stablelm", "partial rotary 0.25", {"partial_rotary_factor": 0.25}),
+    Family("Phi-2", "phi", "partial rotary 0.5", {"partial_rotary_factor": 0.5}),
+    Family("OLMo 2", "olmo2", "one rope dict"),
+    Family("SmolLM3", "smollm3", "one rope dict (NoPE layers)"),
+    Family(
+        "GPT-OSS",
+        "gpt_oss",
+        "yarn x32 already, MoE",
+        {
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "head_dim": 16,
+            "rope_parameters": {
+                "rope_type": "yarn",
+                "factor": 2.0,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "truncate": False,
+                "original_max_position_embeddings": 64,
+                "rope_theta": 150000.0,
+            },
+        },
+    ),
+    Family(
+        "Qwen3-Next",
+        "qwen3_next",
+        "partial rotary, hybrid linear attention",
+        {
+            "layer_types": ["linear_attention", "full_attention"],
+            "head_dim": 16,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 32,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+        },
+    ),
+    Family(
+        "Phi-3", "phi3", "admits only default/longrope", {"original_max_position_embeddings": 128}, fast=True
+    ),
+    Family("DeepSeek-V2", "deepseek_v2", "MLA", {**MLA, **MOE, "first_k_dense_replace": 1}),
+    Family("DeepSeek-V3", "deepseek_v3", "MLA, softmax scale from yarn mscale", {**MLA, **MOE}, fast=True),
+    Family(
+        "Gemma 3",
+        "gemma3_text",
+        "rope per layer type (sliding/full)",
+        {"head_dim": 16, "sliding_window": 32, "layer_types": ["sliding_attention", "full_attention"]},
+        fast=True,
+    ),
+    Family(
+        "Gemma 4",
+        "gemma4_text",
+        "rope per layer type, full layers proportional",
+        {
+            "head_dim": 16,
+            "global_head_dim": 32,
+            "sliding_window": 32,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "vocab_size_per_layer_input": 256,
+            "hidden_size_per_layer_input": 8,
+        },
+    ),
+    Family(
+        "Olmo 3",
+        "olmo3",
+        "rope per layer type (sliding/full)",
+        {"sliding_window": 32, "layer_types": ["sliding_attention", "full_attention"]},
+    ),
+    Family(
+        "Ministral 3",
+        "ministral3",
+        "yarn x2 already + llama_4_scaling_beta",
+        {
+            "rope_parameters": {
+                "type": "yarn",
+                "rope_theta": 1000000.0,
+                "factor": 2.0,
+                "original_max_position_embeddings": 64,
+                "max_position_embeddings": 128,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "mscale_all_dim": 1.0,
+                "mscale": 1.0,
+                "llama_4_scaling_beta": 0.1,
+            }
+        },
+        fast=True,
+    ),
+    Family("Cohere", "cohere", "interleaved rotation"),
+    Family("GLM-4", "glm4", "partial rotary, interleaved"),
+    Family("Llama 4", "llama4_text", "one rope dict, NoPE layers", {"intermediate_size_mlp": 128}),
+    Family("MiniCPM3", "minicpm3", "MLA", {**MLA, "head_dim": None}),
+    Family(
+        "Exaone 4",
+        "exaone4",
+        "sliding + full, one rope dict",
+        {"sliding_window": 32, "layer_types": ["sliding_attention", "full_attention"]},
+    ),
+    Family("GPT-J", "gptj", "rotary_dim, no rope parameters", {"rotary_dim": 8}),
+    Family("CodeGen", "codegen", "rotary_dim, no rope parameters", {"rotary_dim": 8}),
+]
+BY_NAME = {f.name: f for f in FAMILIES}
+
+METHODS = {
+    "linear": RopeScaling("linear", 2.0),
+    "ntk": RopeScaling("ntk", 2.0),
+    "dynamic": RopeScaling("dynamic", 2.0),
+    "yarn": RopeScaling("yarn", 2.0),
+    "llama3": RopeScaling("llama3", 2.0),
+}
+
+
+def tiny_config(family: Family) -> Any:
+    """The family's config at toy size, built by stock transformers."""
+    from transformers import AutoConfig
+
+    kwargs = {**SMALL, **family.overrides}
+    if family.model_type in ("gptj", "codegen"):
+        kwargs = dict(n_embd=64, n_layer=2, n_head=4, n_positions=128, vocab_size=256, rotary_dim=8)
+    return AutoConfig.for_model(family.model_type, **kwargs)
