@@ -26,7 +26,11 @@ class PplConfig:
     lengths: list[int] | None = knob(
         None, "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)"
     )
-    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)")
+    stride: int | None = knob(
+        None,
+        "tokens scored per window after the first (Press et al. stride S); default 256, or the shortest "
+        "evaluation length when that is smaller",
+    )
     max_docs: int | None = knob(None, "evaluate at most this many documents (in the data's order)")
     truncate_to: int | None = knob(
         None, "keep only documents with at least N tokens and cut them to N (the proof-pile protocol)"
@@ -45,7 +49,7 @@ class PplConfig:
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
         at_least(self, 1, "stride")
-        if self.lengths and self.stride > min(self.lengths):
+        if self.lengths and self.stride is not None and self.stride > min(self.lengths):
             raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
         at_least(self, 1, "max_docs")
         at_least(self, 2, "truncate_to")

@@ -252,6 +252,19 @@ def tokenize_documents(
     return docs
 
 
+DEFAULT_STRIDE = 256
+
+
+def default_stride(stride: int | None, lengths: list[int]) -> int:
+    """The stride to use: --stride when given (at most the shortest length), else 256 or the shortest
+    length when that is smaller (so `--lengths 128,512` works without a --stride)."""
+    if stride is None:
+        return min(DEFAULT_STRIDE, *lengths)
+    if stride > min(lengths):
+        raise ValueError(f"--stride {stride} must be <= every evaluation length ({min(lengths)})")
+    return stride
+
+
 def run_ppl(cfg) -> dict[str, Any]:
     """`ropescale eval ppl`: load, tokenise, then the sliding-window perplexity at each length."""
     from tqdm.auto import tqdm
@@ -261,14 +274,13 @@ def run_ppl(cfg) -> dict[str, Any]:
 
     start = time.perf_counter()
     model, tokenizer, info, lengths = load_checked(cfg)
-    if cfg.stride > min(lengths):
-        raise ValueError(f"--stride {cfg.stride} must be <= every evaluation length ({min(lengths)})")
+    stride = default_stride(cfg.stride, lengths)
     docs = tokenize_documents(tokenizer, cfg.data, cfg.text_field, cfg.split, cfg.max_docs, cfg.truncate_to)
-    total = sum(w.scored for n in lengths for d in docs for w in plan_windows(len(d), n, cfg.stride))
+    total = sum(w.scored for n in lengths for d in docs for w in plan_windows(len(d), n, stride))
     results = []
     with tqdm(total=total, unit="tok", desc="eval ppl", disable=None, smoothing=0.1) as bar:
         for length in lengths:
-            r = perplexity_at(model, docs, length, cfg.stride, cfg.batch_tokens, bar)
+            r = perplexity_at(model, docs, length, stride, cfg.batch_tokens, bar)
             nll, count = r.pop("_nll"), r.pop("_count")
             r["ci95"] = list(bootstrap_ci(nll, count, np.exp, cfg.bootstrap, cfg.seed))
             results.append(r)
