@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 import ropescale
@@ -98,7 +98,13 @@ def test_family_matrix(family, tmp_path):
             rows[name] = one_line(err)
             continue
         out = tmp_path / name
-        ropescale.extend(str(original), out, spec)
+        result = ropescale.extend(str(original), out, spec)
+        # the printed vLLM override, applied to the original config, gives the saved rope settings
+        args = result["serving"]["vllm"]["args"]
+        override = json.loads(args[args.index("--hf-overrides") + 1])
+        served = AutoConfig.from_pretrained(original)
+        served.update(override)
+        assert served.rope_parameters == AutoConfig.from_pretrained(out).rope_parameters, (family.name, name)
         live, _ = ropescale.load_model(str(original), rope=spec)
         with torch.no_grad():
             live_logits[str(out)] = live(ids).logits

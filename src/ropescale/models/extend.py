@@ -17,7 +17,7 @@ from . import compat, gguf
 from .export import serving_flags
 from .load import load_config
 from .prepare import prepare_model
-from .scale import current_plan, logits_match, rope_state
+from .scale import carried, current_plan, logits_match, rope_state
 
 
 def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
@@ -27,9 +27,10 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
     if cfg.gguf:
         gguf.require_converter()
         gguf.check_model_exportable(cfg.rope.rope_type, load_config(cfg.model).model_type)
+    replaced = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
-    serving = serving_flags(spec, state.base, state.rotary_dim)
+    serving = serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters)
     with outputs.atomic_dir(out, cfg.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -54,10 +55,11 @@ def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
-        "rope_parameters": compat.rope_parameters(model.config),
+        "rope_parameters": current_plan(model.config).rope_parameters,
         "inv_freq_ratio_range": saved,
         "serving": serving,
         "gguf": exported,
+        "replaced": replaced,
     }
 
 
@@ -123,6 +125,7 @@ def format_extend(r: dict[str, Any]) -> str:
         f"wrote {r['out']}",
         f"  method {s['rope_type']}, factor {s['factor']:g}: window {r['original_window']} -> {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
+        *([f"  note: {r['replaced']}"] if r.get("replaced") else []),
         f"  rope_parameters {r['rope_parameters']}",
         f"  inv_freq / original: {r['inv_freq_ratio_range'][0]:.6g} .. {r['inv_freq_ratio_range'][1]:.6g}",
         "serve the original checkpoint the same way:",

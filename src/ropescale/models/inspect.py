@@ -10,12 +10,13 @@ from ..rope import dimension_table
 from ..theory.resolution import format_resolution, resolution
 from . import compat
 from .export import serving_flags
-from .load import rope_source
+from .load import load_config, rope_source
 from .prepare import prepare_model
-from .scale import check_rotary, rope_state
+from .scale import carried, check_rotary, current_plan, rope_state
 
 
 def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
+    carries = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     problems = check_rotary(model)
@@ -28,22 +29,28 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
         "model": cfg.model,
         "model_type": model.config.model_type,
         "json": cfg.json,
-        "rope_type": compat.rope_parameters(model.config)["rope_type"],
+        "rope_type": compat.layer_rope_parameters(model.config)[
+            state.layer_types[0] if state.layer_types else None
+        ]["rope_type"],
         "method": spec.rope_type,
         "base": state.base,
         "rotary_dim": state.rotary_dim,
         "factor": spec.factor,
         "scaling_source": source,
+        "carries": carries,
+        "layer_types": list(state.layer_types),
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
         "scaling": spec.to_dict(),
-        "rope_parameters": compat.rope_parameters(model.config),
+        "rope_parameters": current_plan(model.config).rope_parameters,
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, state.base, spec),
         "live_check": {"ok": not problems, "problems": problems},
-        "serving": serving_flags(spec, state.base, state.rotary_dim),
+        "serving": serving_flags(
+            spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters
+        ),
     }
 
 
@@ -56,6 +63,12 @@ def format_inspect(r: dict[str, Any]) -> str:
         f"  rope_type {r['rope_type']} (ropescale method {r['method']}), base {r['base']:g}, rotary dim "
         f"{r['rotary_dim']}, factor {r['factor']:g}",
         f"  scaling from: {r['scaling_source']}",
+        *([f"  {r['carries']}"] if r.get("carries") else []),
+        *(
+            [f"  scaled layer types: {', '.join(r['layer_types'])} (the others keep their rope)"]
+            if r.get("layer_types")
+            else []
+        ),
         f"  window: original {r['original_window']} -> new {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "

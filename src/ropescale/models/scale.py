@@ -203,9 +203,28 @@ def as_longrope(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str, An
     }
 
 
-def plan_scaling(config: Any, spec: RopeScaling, layer_types: tuple[str, ...] | None = None) -> ScalingPlan:
+def carried(config: Any) -> str | None:
+    """One line on the scaling a config already carries and what --factor means for it (None when the
+    model is unscaled)."""
+    s = rope_state(config).spec
+    if s.factor == 1 and s.rope_type == "none":
+        return None
+    orig = s.original_max_position_embeddings
+    return (
+        f"the model already carries {s.rope_type} x{s.factor:g} (window {orig} -> {s.new_window}); --factor "
+        f"is relative to its unscaled window {orig} and a new scaling replaces this one"
+    )
+
+
+def plan_scaling(
+    config: Any,
+    spec: RopeScaling,
+    layer_types: tuple[str, ...] | None = None,
+    allow_smaller_window: bool = False,
+) -> ScalingPlan:
     """Plan `spec` for a model with this config (not modified), relative to its unscaled base and original
-    window, and validate it against the model. Raises ValueError naming the flag."""
+    window, and validate it against the model. A new window smaller than the one the model has is refused
+    unless `allow_smaller_window`. Raises ValueError naming the flag."""
     state = rope_state(config)
     targets = _targets(config, layer_types) if layer_types else state.layer_types
     spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
@@ -214,6 +233,15 @@ def plan_scaling(config: Any, spec: RopeScaling, layer_types: tuple[str, ...] | 
         raise ValueError(
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
+        )
+    current = state.spec.new_window or window
+    if current and spec.new_window < current and not allow_smaller_window:
+        s = state.spec
+        raise ValueError(
+            f"--factor {spec.factor:g}: the new window {spec.new_window} is smaller than the model's {current} "
+            f"({s.rope_type} x{s.factor:g} of the unscaled window {s.original_max_position_embeddings}; "
+            f"--factor is relative to that window); pass --factor {current / spec.original_max_position_embeddings:g} "
+            "or more, or --allow-smaller-window"
         )
     METHODS[spec.rope_type].check(spec, state.rotary_dim)
     per = compat.layer_rope_parameters(config)
@@ -282,12 +310,15 @@ def scale_config(config: Any, spec: RopeScaling) -> RopeScaling:
     return plan.spec
 
 
-def scale_model(model: nn.Module, scaling: RopeScaling | ScalingPlan) -> RopeScaling:
+def scale_model(
+    model: nn.Module, scaling: RopeScaling | ScalingPlan, allow_smaller_window: bool = False
+) -> RopeScaling:
     """Apply a scaling (a spec, or a plan made from this model's config) to a live model: write it into the
     config, then rebuild the model from that config with transformers' own code (weights moved over, see
     `compat.rebuild_model`), so it is the model stock transformers loads from the saved config; then check
     the live rotary tables against ropescale's math. The scaling replaces any the model had (it is always
-    relative to the unscaled model). Returns the resolved spec."""
+    relative to the unscaled model; see `plan_scaling` for `allow_smaller_window`). Returns the resolved
+    spec."""
     _check_rope(model)
     if isinstance(scaling, ScalingPlan):
         plan, state = scaling, rope_state(model.config)
@@ -297,7 +328,7 @@ def scale_model(model: nn.Module, scaling: RopeScaling | ScalingPlan) -> RopeSca
                 f"(base {state.base:g}, rotary dim {state.rotary_dim})"
             )
     else:
-        plan = plan_scaling(model.config, scaling)
+        plan = plan_scaling(model.config, scaling, allow_smaller_window=allow_smaller_window)
     apply_plan(model.config, plan)
     compat.rebuild_model(model)
     mismatch = check_rotary(model, plan)

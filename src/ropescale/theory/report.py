@@ -145,7 +145,7 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     profiles = {cfg.model: attention_profiles(model, ids, cfg.offsets)}
     spec = own
     if cfg.rope is not None:
-        spec = scale_model(model, cfg.rope)
+        spec = scale_model(model, cfg.rope, cfg.load.allow_smaller_window)
         profiles[f"{cfg.model} ({spec.rope_type} x{spec.factor:g}, untuned)"] = attention_profiles(
             model, ids, cfg.offsets
         )
