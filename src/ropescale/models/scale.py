@@ -234,6 +234,7 @@ def plan_scaling(
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
+    METHODS[spec.rope_type].check(spec, state.rotary_dim)
     current = state.spec.new_window or window
     if current and spec.new_window < current and not allow_smaller_window:
         s = state.spec
@@ -243,7 +244,6 @@ def plan_scaling(
             f"--factor is relative to that window); pass --factor {current / spec.original_max_position_embeddings:g} "
             "or more, or --allow-smaller-window"
         )
-    METHODS[spec.rope_type].check(spec, state.rotary_dim)
     per = compat.layer_rope_parameters(config)
     known = _unscaled(config)
     unscaled = {}
