@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from ropescale.models import compat, plan_scaling
 from ropescale.models.scale import rope_state
 
 from ..conftest import save_tiny_llama
-from .families import FAMILIES, METHODS, Family, tiny_config
+from .families import FAMILIES, METHODS, Family, render_models_doc, tiny_config
 
 LENGTH = 250  # tokens, beyond every tiny model's original window (at most 128)
 RELOAD = textwrap.dedent(
@@ -161,3 +162,11 @@ def test_unscaled_families_change_under_scaling(tmp_path):
     with torch.no_grad():
         assert _rel(model(ids).logits, before) > 1e-3
     assert rope_state(model.config).spec.factor == 4.0
+
+
+def test_models_page_is_in_sync_with_the_matrix():
+    """docs/models.md is generated from the matrix (python tools/gen_models_doc.py)."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    assert page.read_text() == render_models_doc(), (
+        "docs/models.md is stale: run python tools/gen_models_doc.py"
+    )

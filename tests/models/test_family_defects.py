@@ -128,3 +128,22 @@ def test_inspect_on_per_layer_type_rope(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "scaled layer types: full_attention" in out
     assert "live rotary module matches the config: yes" in out
+
+
+def test_layer_types_picks_the_scaled_layers(tmp_path, capsys):
+    """Gemma 4: the full-attention layers are proportional (a factor only); --layer-types scales the
+    sliding ones with yarn instead, and the saved nested config loads to the same logits (extend checks)."""
+    path = _dir(tiny_config(BY_NAME["Gemma 4"]), tmp_path / "gemma4")
+    out = tmp_path / "out"
+    base = ["extend", str(path), "--method", "yarn", "--factor", "2", "--out", str(out)]
+    assert main(base) == 2
+    assert "proportional" in capsys.readouterr().err
+    assert main([*base, "--layer-types", "local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--layer-types local" in err and "sliding_attention" in err and "\n" not in err
+    assert not out.exists()
+    assert main([*base, "--layer-types", "sliding_attention"]) == 0, capsys.readouterr().err
+    saved = AutoConfig.from_pretrained(out).rope_parameters
+    assert saved["sliding_attention"]["rope_type"] == "yarn" and saved["sliding_attention"]["factor"] == 2.0
+    original = AutoConfig.from_pretrained(path).rope_parameters
+    assert saved["full_attention"] == original["full_attention"]

@@ -226,6 +226,7 @@ def plan_scaling(
     window, and validate it against the model. A new window smaller than the one the model has is refused
     unless `allow_smaller_window`. Raises ValueError naming the flag."""
     state = rope_state(config)
+    layer_types = layer_types or spec.layer_types
     targets = _targets(config, layer_types) if layer_types else state.layer_types
     spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
     window = int(getattr(config, "max_position_embeddings", 0) or 0)
@@ -234,7 +235,10 @@ def plan_scaling(
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
-    METHODS[spec.rope_type].check(spec, state.rotary_dim)
+    first = targets[0] if targets else None
+    base = float((_unscaled(config).get(first) or compat.layer_rope_parameters(config)[first])["rope_theta"])
+    dim = compat.rotary_dim(config, first)
+    METHODS[spec.rope_type].check(spec, dim)
     current = state.spec.new_window or window
     if current and spec.new_window < current and not allow_smaller_window:
         s = state.spec
@@ -256,7 +260,7 @@ def plan_scaling(
         if unscaled[lt]["rope_type"] != "proportional":
             unscaled[lt]["rope_type"] = "default"
         per[lt] = _layer_params(config, spec, lt, old, unscaled[lt])
-    max_pos = METHODS[spec.rope_type].to_transformers(spec, state.base, state.rotary_dim)[1]
+    max_pos = METHODS[spec.rope_type].to_transformers(spec, base, dim)[1]
     params = per.get(None, per)
     expressed = ""
     refusal = compat.admits_rope(config, params, max_pos)
@@ -266,12 +270,12 @@ def plan_scaling(
                 f"--method {spec.rope_type}: model type {_model_type(config)} refuses it: {refusal}"
             )
         kept = {k: v for k, v in params.items() if k not in OWNED_KEYS}
-        params = {**as_longrope(spec, unscaled[None]["rope_theta"], state.rotary_dim), **kept}
+        params = {**as_longrope(spec, unscaled[None]["rope_theta"], dim), **kept}
         expressed = "longrope factors"
         refusal = compat.admits_rope(config, params, max_pos)
     if refusal:
         raise ValueError(f"--method {spec.rope_type}: model type {_model_type(config)} refuses it: {refusal}")
-    return ScalingPlan(spec, state.base, state.rotary_dim, targets, params, max_pos, unscaled, expressed)
+    return ScalingPlan(spec, base, dim, targets, params, max_pos, unscaled, expressed)
 
 
 def current_plan(config: Any) -> ScalingPlan:
@@ -321,11 +325,12 @@ def scale_model(
     spec."""
     _check_rope(model)
     if isinstance(scaling, ScalingPlan):
-        plan, state = scaling, rope_state(model.config)
-        if (state.base, state.rotary_dim) != (plan.base, plan.rotary_dim):
+        plan = scaling
+        fits = plan_scaling(model.config, plan.spec, plan.layer_types or None, allow_smaller_window=True)
+        if (fits.base, fits.rotary_dim) != (plan.base, plan.rotary_dim):
             raise ValueError(
                 f"a scaling plan for base {plan.base:g}, rotary dim {plan.rotary_dim} does not fit this model "
-                f"(base {state.base:g}, rotary dim {state.rotary_dim})"
+                f"(base {fits.base:g}, rotary dim {fits.rotary_dim})"
             )
     else:
         plan = plan_scaling(model.config, scaling, allow_smaller_window=allow_smaller_window)
