@@ -7,6 +7,7 @@ refusal. The fast subset runs by default, the rest is marked slow."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 import ropescale
+from ropescale.cli import main
 from ropescale.models import compat, plan_scaling
 from ropescale.models.scale import rope_state
 
@@ -170,3 +172,65 @@ def test_models_page_is_in_sync_with_the_matrix():
     assert page.read_text() == render_models_doc(), (
         "docs/models.md is stale: run python tools/gen_models_doc.py"
     )
+
+
+def _cli(argv, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _first_method(config) -> str | None:
+    """The first method of the matrix that the family takes (None: every one is refused)."""
+    for name, spec in METHODS.items():
+        try:
+            plan_scaling(config, spec)
+        except ValueError:
+            continue
+        return name
+    return None
+
+
+COMMANDS_FAST = ("Llama", "GPT-NeoX", "DeepSeek-V3", "Gemma 3")  # plain, fused qkv, MLA, rope per layer type
+
+
+@pytest.mark.parametrize(
+    "family",
+    [pytest.param(f, id=f.name, marks=() if f.name in COMMANDS_FAST else pytest.mark.slow) for f in FAMILIES],
+)
+def test_family_commands(family, tmp_path, capsys):
+    """inspect, theory --short-range, eval ppl, 2 training steps and a resume, on a family's tiny checkpoint
+    with the first method it takes: each runs, or refuses in one line (exit 2)."""
+    torch.manual_seed(0)
+    config = tiny_config(family)
+    model = save_tiny_llama(AutoModelForCausalLM.from_config(config).eval(), tmp_path / "m")
+    method = _first_method(config)
+    if method is None:
+        code, _, err = _cli(["inspect", model, "--method", "linear", "--factor", "2"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        return
+    data = tmp_path / "data"
+    data.mkdir()
+    words = torch.randint(3, config.vocab_size, (12, 300)).tolist()
+    for i, doc in enumerate(words):
+        (data / f"{i}.txt").write_text(" ".join(f"<{w}>" for w in doc))
+    scaling = ["--method", method, "--factor", "2"]
+    code, out, err = _cli(["inspect", model, *scaling], capsys)
+    assert code == 0 and "live rotary module matches the config: yes" in out, err
+    text = data / "0.txt"
+    code, out, err = _cli(["theory", model, "--short-range", *scaling, "--text", text, "--tokens", 40,
+                           "--offsets", 8, "--json"], capsys)  # fmt: skip
+    assert code == 0 or (code == 2 and err.count("\n") == 1 and "Traceback" not in err), err
+    code, out, err = _cli(["eval", "ppl", "--model", model, "--data", data, "--lengths", "64,200", "--max-docs",
+                           2, *scaling, "--out", tmp_path / "ppl.json"], capsys)  # fmt: skip
+    assert code == 0, err
+    ppl = json.loads((tmp_path / "ppl.json").read_text())["lengths"]
+    assert all(math.isfinite(r["ppl"]) and r["ppl"] > 1 for r in ppl)
+    train = ["train", model, "--data", data, *scaling, "--batch-size", 2, "--save-every", 1, "--warmup-steps", 1,
+             "--eval-sequences", 2, "--out", tmp_path / "ft"]  # fmt: skip
+    code, out, err = _cli([*train, "--steps", 2], capsys)
+    assert code == 0, err
+    code, out, err = _cli([*train, "--steps", 3, "--resume"], capsys)
+    assert code == 0, err
+    saved = AutoConfig.from_pretrained(tmp_path / "ft")
+    assert rope_state(saved).spec.rope_type == method
