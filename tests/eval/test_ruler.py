@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 
 from ropescale.cli import main
+from ropescale.commands.ruler import format_ruler, run_ruler
 from ropescale.config import RulerConfig
 from ropescale.eval.ruler import (
     LOCAL,
     NEEDS_NETWORK,
     TASKS_DIR,
     effective_length,
-    format_ruler,
     resolve_tasks,
-    run_ruler,
     summarize,
 )
 

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, one_of, resolve_path
+from ..knobs import check_knobs, knob
+from ..rope.resolution import check_resolution
+from ..rope.spec import RopeScaling
+from .base import LoadOptions, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -29,15 +32,17 @@ class TheoryConfig:
         None, "sample text file for the q/k vectors (default: Python's own textwrap.py, present everywhere)"
     )
     tokens: int = knob(
-        512, "sample-text tokens to run through the model (at most the window it was trained on)"
+        512, "sample-text tokens to run through the model (at most the window it was trained on)", at_least=2
     )
-    pairs: int = knob(64, "number of sampled (query, key) position pairs whose a(s) is measured per head")
+    pairs: int = knob(
+        64, "number of sampled (query, key) position pairs whose a(s) is measured per head", at_least=1
+    )
     seed: int = knob(0, "seed for the sampled pairs and the Figure 2 targets")
     out: Path | None = knob(None, "also write the model report as JSON to this file")
     json: bool = knob(False, "print machine-readable JSON instead of tables")
-    head_dim: int = knob(128, "figures: head dimension d (paper: 128, LLaMA 7B)")
+    head_dim: int = knob(128, "figures: head dimension d (paper: 128, LLaMA 7B)", at_least=1)
     base: float = knob(10000.0, "figures: RoPE base c (paper: 10000)")
-    window: int = knob(2048, "figures: original window L (paper: 2048)")
+    window: int = knob(2048, "figures: original window L (paper: 2048)", at_least=1)
     eps: float = knob(
         0.0, "figures: ridge eps of the Figure 2 fit (0 = plain least squares, as in the paper)"
     )
@@ -56,9 +61,11 @@ class TheoryConfig:
     compare: list[str] = knob(
         [], "--short-range: more models to compare with MODEL, comma-separated (each with its own scaling)"
     )
-    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles")
+    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles", at_least=1)
     local_within: int = knob(
-        4, "--short-range: a head is local when most of its mass is on offsets 0..this (see --local-mass)"
+        4,
+        "--short-range: a head is local when most of its mass is on offsets 0..this (see --local-mass)",
+        at_least=0,
     )
     local_mass: float = knob(
         0.5, "--short-range: the mass on offsets 0..--local-within that makes a head local"
@@ -72,20 +79,15 @@ class TheoryConfig:
     overwrite: bool = knob(False, "replace --figures / --out / --plot if they exist")
 
     def __post_init__(self) -> None:
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.model is None and self.figures is None:
             raise ValueError("give a MODEL to analyse, --figures DIR, or both")
-        at_least(self, 1, "pairs", "head_dim", "window")
-        at_least(self, 2, "tokens")
         if self.head_dim % 2:
             raise ValueError(f"--head-dim must be even, got {self.head_dim}")
         if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and self.base > 1):
             raise ValueError(f"--base must be a number > 1, got {self.base!r}")
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
-        one_of(self.fit_dtype, THEORY_FIT_DTYPES, "--fit-dtype")
-        from ..theory.resolution import check_resolution
-        from ..theory.short_range import check_thresholds
-
         check_resolution(self.angle_resolution)
         if not self.short_range:
             for name in ("compare", "plot"):
@@ -96,8 +98,6 @@ class TheoryConfig:
         twice = sorted({m for m in self.compare if [self.model, *self.compare].count(m) > 1})
         if twice:
             raise ValueError(f"--compare {twice[0]}: listed twice (or it is MODEL)")
-        at_least(self, 1, "offsets")
-        at_least(self, 0, "local_within")
         check_thresholds(self.offsets, self.local_within, self.local_mass, self.keep_similarity)
         if self.short_range and self.tokens <= self.offsets:
             raise ValueError(f"--tokens ({self.tokens}) must be greater than --offsets ({self.offsets})")
@@ -105,3 +105,12 @@ class TheoryConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, resolve_path(value))
+
+
+def check_thresholds(max_offset: int, local_within: int, mass: float, keep: float) -> None:
+    if not 0 <= local_within <= max_offset:
+        raise ValueError(f"--local-within must be in [0, --offsets = {max_offset}], got {local_within}")
+    if not 0 < mass <= 1:
+        raise ValueError(f"--local-mass must be in (0, 1], got {mass}")
+    if not 0 <= keep <= 1:
+        raise ValueError(f"--keep-similarity must be in [0, 1], got {keep}")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import RopeScaling
+from ..rope.spec import RopeScaling
 from ..rope import METHODS, base_inv_freq, compute_freqs, proportional_freqs, reading
 from ..rope.methods import ORIGINAL, PROPORTIONAL_METHODS
 from . import compat

@@ -17,19 +17,23 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from .. import outputs
 from ..config import LoraOptions, Objective, PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
-from ..data.corpora import load_records
+from ..data.corpora import load_documents, load_records
+from ..data.passkey import passkey_text
 from ..data.positions import Positions
 from ..models import ScalingPlan, compat, rope_state
-from . import checkpoint, dist, loop
-from .loss import CausalLMLoss
-from .optim import make_optimizer, make_scheduler
+from ..models.prepare import prepare_model
+from ..models.tiny import build_tiny, tiny_config, train_tokenizer
+from ..train import checkpoint, dist, loop
+from ..train.lora import add_lora, merged
+from ..train.loss import CausalLMLoss
+from ..train.optim import make_optimizer, make_scheduler
 
 
 def _recipe(cfg: TrainOptions) -> dict[str, Any]:
@@ -157,10 +161,37 @@ def _cleanup_on_failure(start: Start, d: dist.Dist):
         raise
 
 
-def run_train(cfg: TrainConfig) -> dict[str, Any]:
-    """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
-    from ..models.prepare import prepare_model
+class TrainResult(TypedDict, total=False):
+    """What `train` and `pretrain` return (--out/ropescale.json holds it with the config and environment)."""
 
+    command: str  # "train" or "pretrain"
+    out: str
+    model: str
+    parameters: int | None
+    trainable_parameters: int
+    scaling: dict[str, Any]
+    seq_len: int
+    positions: dict[str, Any]  # Positions.describe, plus the validation ids
+    batch_size: int
+    processes: int
+    rank: int
+    resumed_from: str | None
+    skipped_checkpoints: list[str]
+    cleaned: list[str]
+    train_sequences: int
+    val_sequences: int
+    # from loop.fit
+    steps: int
+    final_loss: float
+    val_loss: float | None
+    wall_s: float
+    tokens_per_s: float | None
+    peak_memory_mb: float | None
+    max_position_id: int
+
+
+def run_train(cfg: TrainConfig) -> TrainResult:
+    """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
     who = Trainee(cfg.model, cfg.objective, cfg.lora)
     start = _start_out(cfg, who)
     d = dist.init(cfg.load.device, cfg.deterministic)
@@ -173,8 +204,6 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.memory.activation_checkpointing:
         compat.set_activation_checkpointing(lm, True, cfg.memory.checkpoint_every_n_layers)
     if cfg.lora.enabled:
-        from .lora import add_lora
-
         lm = add_lora(lm, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets)
     _open_work(start, cfg, d)
     with _cleanup_on_failure(start, d):
@@ -218,10 +247,8 @@ def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
     return Positions(p.scheme, p.pose_chunks, target)
 
 
-def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+def run_pretrain(cfg: PretrainConfig) -> TrainResult:
     """Train the `tiny` model and its tokenizer from scratch at window L = --seq-len."""
-    from ..models.tiny import build_tiny, tiny_config
-
     shape = dict(window=cfg.seq_len, **dataclasses.asdict(cfg.shape))
     tiny_config(cfg.tokenizer.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
     who = Trainee("tiny")
@@ -243,10 +270,6 @@ def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
     """Train the BPE tokenizer on the corpus (plus passkey documents when they are mixed in), or reuse the
     one saved when this run started (--resume). Rank 0 trains it, the others read it back."""
     from transformers import PreTrainedTokenizerFast
-
-    from ..data.corpora import load_documents
-    from ..data.passkey import passkey_text
-    from ..models.tiny import train_tokenizer
 
     saved = work / "tokenizer"
     if d.main and not (saved / "tokenizer.json").is_file():
@@ -370,9 +393,7 @@ def _fingerprint(
     }
 
 
-def _fit_and_save(
-    cfg, who: Trainee, lm, tokenizer, spec, d, start: Start, command, positions
-) -> dict[str, Any]:
+def _fit_and_save(cfg, who: Trainee, lm, tokenizer, spec, d, start: Start, command, positions) -> TrainResult:
     seq_len = cfg.seq_len or int(lm.config.max_position_embeddings)
     trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
     work = start.work
@@ -390,7 +411,7 @@ def _fit_and_save(
         result = loop.fit(job)
         saved = _save_final(job, lm, tokenizer, who.lora, d)
         packed = job.sampler.packed
-        summary = {
+        summary: TrainResult = {
             "command": command,
             "out": str(cfg.out),
             "model": who.model,
@@ -430,8 +451,6 @@ def _final_model(job: loop.Job, lm: Any, lora: LoraOptions, state: dict[str, tor
     state = {k.removeprefix("lm."): v for k, v in state.items()}
     config = lm.config
     if lora.enabled:
-        from .lora import merged
-
         model = merged(config, state, lora.rank, lora.alpha, lora.targets)
     elif not job.d.sharded:
         return lm
@@ -462,7 +481,7 @@ def _save_final(job: loop.Job, lm: Any, tokenizer: Any, lora: LoraOptions, d: di
     return dist.broadcast(info, d)
 
 
-def format_train(r: dict[str, Any]) -> str:
+def format_train(r: TrainResult) -> str:
     if r.get("rank", 0) != 0:  # under torchrun, one summary (rank 0's) is enough
         return ""
     s = r["scaling"]

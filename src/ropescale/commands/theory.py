@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -13,7 +13,8 @@ from ..config import RopeScaling, TheoryConfig
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
 from ..rope import base_inv_freq
-from .bounds import (
+from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
+from ..theory.bounds import (
     B_theta,
     interpolation_bound_corrected_worst,
     interpolation_bound_worst,
@@ -21,11 +22,10 @@ from .bounds import (
     ratio_lower_bound_corrected,
     triangle_bound,
 )
-from .figures import write_figures
-from .generalised import regime, scaled_theta, windows
-from .model import capture_qk, layer_stats, sample_pairs
-from .resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
-from .short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
+from ..theory.figures import write_figures
+from ..theory.generalised import regime, scaled_theta, windows
+from ..theory.model import capture_qk, layer_stats, sample_pairs
+from ..theory.short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
 
 
 def default_text() -> Path:
@@ -172,13 +172,24 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     }
 
 
-def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
+class TheoryResult(TypedDict, total=False):
+    """What `theory` returns; --out holds it without `json`."""
+
+    json: bool
+    config: dict[str, Any]
+    environment: dict[str, str]
+    model_report: dict[str, Any]  # MODEL: the bounds and h_j measured per layer
+    short_range: dict[str, Any]  # --short-range: attention profiles per model
+    figures: dict[str, Any]  # --figures: the files written and their numbers
+
+
+def run_theory(cfg: TheoryConfig) -> TheoryResult:
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         outputs.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
         if path is not None:
             outputs.check_out_file(path, flag, overwrite=cfg.overwrite)
-    result: dict[str, Any] = {
+    result: TheoryResult = {
         "json": cfg.json,
         "config": outputs.jsonable(cfg),
         "environment": outputs.environment(),
@@ -295,7 +306,7 @@ def format_figures(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_theory(result: dict[str, Any]) -> str:
+def format_theory(result: TheoryResult) -> str:
     if result["json"]:
         return json.dumps({k: v for k, v in result.items() if k != "json"}, indent=2)
     lines: list[str] = []

@@ -6,21 +6,37 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
 from .. import outputs
 from ..config import ExtendConfig
+from ..models import compat, gguf
+from ..models.export import serving_flags
+from ..models.load import load_config
+from ..models.prepare import prepare_model
+from ..models.scale import carried, current_plan, logits_match, rope_state
 from ..rope import base_inv_freq, proportional_freqs
-from . import compat, gguf
-from .export import serving_flags
-from .load import load_config
-from .prepare import prepare_model
-from .scale import carried, current_plan, logits_match, rope_state
 
 
-def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
+class ExtendResult(TypedDict):
+    """What `extend` returns (its ropescale.json beside the checkpoint holds the same scaling and serving)."""
+
+    out: str
+    model: str
+    scaling: dict[str, Any]  # RopeScaling.to_dict(), L filled in
+    original_window: int | None
+    new_window: int | None
+    max_position_embeddings: int
+    rope_parameters: dict[str, Any]  # as saved in config.json
+    inv_freq_ratio_range: tuple[float, float]  # saved inv_freq / unscaled, (min, max)
+    serving: dict[str, Any]  # vllm and llama_cpp: command, notes
+    gguf: dict[str, Any] | None  # with --gguf: file, type, rope_metadata, tensors, source
+    replaced: str | None  # the scaling the model already carried (replaced by this one), in one line
+
+
+def run_extend(cfg: ExtendConfig) -> ExtendResult:
     """Load -> scale -> save to a temp dir -> verify with stock transformers -> move into place."""
     out = Path(cfg.out)
     outputs.check_out_dir(out, cfg.overwrite)  # fail before the slow load
@@ -119,7 +135,7 @@ def export_gguf(tmp: Path, out: Path, model: Any, gguf_type: str) -> dict[str, A
     }
 
 
-def format_extend(r: dict[str, Any]) -> str:
+def format_extend(r: ExtendResult) -> str:
     s = r["scaling"]
     lines = [
         f"wrote {r['out']}",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from . import plots, tables
+from .. import outputs
+from ..config import ReportConfig
+from ..report import plots, tables
 
 KINDS = ("ppl", "passkey", "summarize", "harness", "ruler")
 
@@ -27,9 +29,15 @@ def load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
-def run_report(cfg) -> dict[str, Any]:
-    from .. import outputs
+class ReportResult(TypedDict):
+    """What `report` returns: the directory, the files written into it and report.md's text."""
 
+    out: str
+    files: list[str]
+    markdown: str
+
+
+def run_report(cfg: ReportConfig) -> ReportResult:
     outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
     try:
@@ -70,5 +78,5 @@ def _plots(grouped: dict[str, list[dict[str, Any]]], folder: Path) -> list[str]:
     return made
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_report(result: ReportResult) -> str:
     return f"{result['markdown']}\nwrote {result['out']}: {', '.join(result['files'])}"
