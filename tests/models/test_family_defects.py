@@ -11,11 +11,12 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Con
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 
-from ropescale import RopeScaling
+from ropescale import RopeScaling, scale_model
 from ropescale.cli import main
 from ropescale.config import LoadOptions
 from ropescale.models import NotRopeModelError, plan_scaling
 from ropescale.models.prepare import prepare_model
+from ropescale.rope import proportional_freqs
 
 from ..conftest import save_tiny_llama, tiny_llama_config
 from .families import BY_NAME, tiny_config
@@ -147,3 +148,19 @@ def test_layer_types_picks_the_scaled_layers(tmp_path, capsys):
     assert saved["sliding_attention"]["rope_type"] == "yarn" and saved["sliding_attention"]["factor"] == 2.0
     original = AutoConfig.from_pretrained(path).rope_parameters
     assert saved["full_attention"] == original["full_attention"]
+
+
+def test_proportional_rope_equals_transformers_own():
+    """Gemma 4's full-attention layers: ropescale's proportional frequencies (with and without PI) equal
+    the table transformers builds from the (scaled) config."""
+    config = tiny_config(BY_NAME["Gemma 4"])
+    model = AutoModelForCausalLM.from_config(config).eval()
+    for factor in (1.0, 2.0):
+        if factor > 1:
+            scale_model(model, RopeScaling("linear", factor))
+        table = model.model.rotary_emb.full_attention_inv_freq
+        want = proportional_freqs(32, 1e6, 0.25, factor).inv_freq  # global_head_dim 32, a quarter rotated
+        assert table.shape == (16,) and torch.count_nonzero(table) == 4
+        torch.testing.assert_close(table, want, rtol=1e-6, atol=0)
+    sliding = model.model.rotary_emb.sliding_attention_inv_freq  # not scaled: plain RoPE, base 1e4, dim 16
+    torch.testing.assert_close(sliding, 1.0 / 1e4 ** (torch.arange(0, 16, 2) / 16), rtol=1e-6, atol=0)

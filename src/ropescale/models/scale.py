@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..rope.spec import RopeScaling
 from ..rope import METHODS, base_inv_freq, compute_freqs, proportional_freqs, reading
-from ..rope.methods import ORIGINAL, PROPORTIONAL_METHODS
+from ..rope.methods import ORIGINAL, RopeFreqs
+from ..rope.spec import RopeScaling
 from . import compat
 
 PROVENANCE_KEY = "ropescale"
@@ -169,7 +169,7 @@ def _layer_params(
     """The rope dict of one (scaled) layer type: the method's keys, then every key it does not own."""
     base, dim = float(unscaled["rope_theta"]), compat.rotary_dim(config, layer_type)
     if unscaled["rope_type"] == "proportional":
-        if spec.rope_type not in PROPORTIONAL_METHODS:
+        if "proportional" not in METHODS[spec.rope_type].base_types:
             where = f"the {layer_type} layers of model type {_model_type(config)}"
             raise ValueError(
                 f"--method {spec.rope_type}: {where} use transformers' proportional rope, which scales by a "
@@ -342,7 +342,7 @@ def scale_model(
     return plan.spec
 
 
-def expected_freqs(config: Any, plan: RopeState, layer_type: str | None, seq_len: int):
+def expected_freqs(config: Any, plan: RopeState, layer_type: str | None, seq_len: int) -> RopeFreqs | None:
     """ropescale's own frequencies for one layer type at `seq_len` (None: the layer type is not scaled
     and its rope is read as it stands)."""
     per = compat.layer_rope_parameters(config)

@@ -88,6 +88,9 @@ class Method:
     llama_cpp(s, base, rotary_dim) -> (runtime flags, notes); vllm_notes(s); gguf_refusal(s): why
       llama.cpp cannot run it as transformers does (None when it can); gguf_model_refusal(model_type): the
       same for a model architecture.
+    base_types: the rope types of an unscaled layer the method applies to: ``default`` (plain RoPE, the
+      method written as its own rope_type) and, for `none` and `linear`, ``proportional`` (Gemma 4's
+      full-attention layers, where transformers takes a factor only: `proportional_freqs`).
     """
 
     name: str
@@ -103,6 +106,7 @@ class Method:
     vllm_notes: Callable[[RopeScaling], list[str]] = _no_notes
     gguf_refusal: Callable[[RopeScaling], str | None] = _no_refusal
     gguf_model_refusal: Callable[[str], str | None] = _no_refusal
+    base_types: tuple[str, ...] = ("default",)
 
     def __post_init__(self) -> None:
         if not self.transformers_type:
@@ -163,6 +167,7 @@ NONE = Method(
     transformers_type="default",
     llama_cpp=lambda s, base, dim: ([], _extrapolation_note(s)),
     vllm_notes=_extrapolation_note,
+    base_types=("default", "proportional"),
 )
 
 
@@ -180,6 +185,7 @@ LINEAR = Method(
         ["--rope-scaling", "linear", "--rope-scale", flag_number(s.factor)],
         ["converter: writes rope.scaling.type=linear and the factor"],
     ),
+    base_types=("default", "proportional"),
 )
 
 
@@ -421,15 +427,6 @@ def proportional_freqs(head_dim: int, base: float, partial: float, factor: float
     theta = 1.0 / (float(base) ** (torch.arange(0, 2 * rotated, 2, dtype=torch.float64) / head_dim))
     zeros = torch.zeros(head_dim // 2 - rotated, dtype=torch.float64)
     return _out(torch.cat((theta, zeros)) / factor)
-
-
-# rope types ropescale reads and scales, besides the methods' own transformers_type: what each method
-# becomes on a layer of that type (None: the method cannot be expressed on it).
-BASE_TYPES = {
-    "default": "as the method's own rope_type",
-    "proportional": "linear and none only (as a factor)",
-}
-PROPORTIONAL_METHODS = ("none", "linear")
 
 
 # ----------------------------------------------------------------------------- the registry
