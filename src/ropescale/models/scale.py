@@ -92,9 +92,8 @@ def _targets(config: Any, layer_types: tuple[str, ...] | None) -> tuple[str, ...
                 f"--layer-types {','.join(unknown)}: the model's layer types are {', '.join(per)}"
             )
         return tuple(lt for lt in per if lt in layer_types)
-    used = set(
-        getattr(config, "layer_types", None) or per
-    )  # rope dicts of absent layer types stay as they are
+    # rope dicts of layer types the model does not have stay as they are
+    used = set(getattr(config, "layer_types", None) or per)
     return (FULL_ATTENTION,) if FULL_ATTENTION in used else tuple(lt for lt in per if lt in used)
 
 
