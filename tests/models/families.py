@@ -224,3 +224,19 @@ def render_models_doc() -> str:
         cells = [f.name, f"`{f.model_type}`", f.layout, works, "; ".join(row["notes"]), refused]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def save_family(model: Any, path: Any) -> Any:
+    """Save `model` with a word-level tokenizer whose words w0 .. w{V-1} are its token ids (w0 unknown, w1
+    end of text), as a user's checkpoint directory. (transformers picks some families' own tokenizer class
+    by model_type, Qwen2's among them, which does not read this one: text then has no tokens.)"""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(model.config.vocab_size)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="w0", eos_token="w1", bos_token="w2")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path

@@ -80,7 +80,10 @@ def split_head(model: Any) -> tuple[Any, Any] | None:
     reset_rotary(model)
     want = model(input_ids=ids, use_cache=False).logits
     reset_rotary(model)
-    got = head(body(input_ids=ids, use_cache=False).last_hidden_state)
+    hidden = getattr(body(input_ids=ids, use_cache=False), "last_hidden_state", None)
+    if hidden is None:  # get_decoder() is not a bare decoder (Llama 4 returns a causal LM)
+        return None
+    got = head(hidden)
     return (
         (body, head) if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4) else None
     )
