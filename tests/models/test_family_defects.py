@@ -164,3 +164,19 @@ def test_proportional_rope_equals_transformers_own():
         torch.testing.assert_close(table, want, rtol=1e-6, atol=0)
     sliding = model.model.rotary_emb.sliding_attention_inv_freq  # not scaled: plain RoPE, base 1e4, dim 16
     torch.testing.assert_close(sliding, 1.0 / 1e4 ** (torch.arange(0, 16, 2) / 16), rtol=1e-6, atol=0)
+
+
+def test_rescaling_other_layer_types_restores_the_ones_scaled_before():
+    config = tiny_config(BY_NAME["Gemma 3"])
+    original = copy.deepcopy(config.rope_parameters)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    scale_model(model, RopeScaling("yarn", 2.0))  # full_attention
+    assert model.config.rope_parameters["full_attention"]["rope_type"] == "yarn"
+    scale_model(model, RopeScaling("linear", 2.0, layer_types=("sliding_attention",)))
+    params = model.config.rope_parameters
+    assert params["full_attention"] == original["full_attention"]
+    assert params["sliding_attention"] == {
+        **original["sliding_attention"],
+        "rope_type": "linear",
+        "factor": 2.0,
+    }

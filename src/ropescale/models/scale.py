@@ -259,6 +259,9 @@ def plan_scaling(
         if unscaled[lt]["rope_type"] != "proportional":
             unscaled[lt]["rope_type"] = "default"
         per[lt] = _layer_params(config, spec, lt, old, unscaled[lt])
+    for lt, was in known.items():  # layer types an earlier scaling of ours changed, not scaled now
+        if lt is not None and lt not in unscaled:
+            per[lt] = {**{k: v for k, v in per[lt].items() if k not in OWNED_KEYS}, **was}
     max_pos = METHODS[spec.rope_type].to_transformers(spec, base, dim)[1]
     params = per.get(None, per)
     expressed = ""
