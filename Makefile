@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ropescale-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo demo-full demo-tiny lint docs clean bench-eval bench-pose mutate
+.PHONY: setup test test-fast check-llamacpp demo demo-full demo-tiny lint docs clean bench-eval bench-pose mutate
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# llama.cpp itself (llama-cpp-python) runs every `extend --gguf` export of a tiny LLaMA and SmolLM2-135M and
+# is compared with transformers on the checkpoint beside it (tests/models/test_llamacpp.py). Opt-in: the first
+# run builds llama-cpp-python from source (PyPI has no wheel for it; 27 min on 2 shared cores), then the
+# check takes ~35 min (SmolLM2: 5 exports and 6 passes of each runtime over 3,072 tokens).
+check-llamacpp: setup
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 \
+		$(BIN)/pip install --quiet --disable-pip-version-check -e '.[llamacpp]'
+	$(BIN)/python -m pytest -m llamacpp tests/models/test_llamacpp.py $(PYTEST_ARGS)
 
 # --prepare converts SmolLM2's GGUF once into ~/.cache/ropescale/gguf (set-up, ~1 min the first time)
 demo: setup

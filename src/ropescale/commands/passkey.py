@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypedDict
+from typing import Any
 
 from .. import outputs
 from ..config import PasskeyConfig
-from ..eval.common import ModelInfo, finish, load_checked, table
+from ..eval.common import EvalResult, finish, load_checked, table
 from ..eval.passkey import check_prompt_lengths, evaluate_passkey
 
 
-class PasskeyResult(TypedDict, total=False):
+class PasskeyResult(EvalResult, total=False):
     """What `eval passkey` returns and writes to --out (JSON): retrieval accuracy by distance and depth."""
 
-    kind: str  # "passkey"
-    config: dict[str, Any]  # the resolved config (outputs.jsonable)
-    model: ModelInfo
     lengths: list[dict[str, Any]]  # per length: k_max, accuracy, digits_found, ks (per distance k)
     depths: list[dict[str, Any]]  # per (length, depth): accuracy, trials
-    timings: dict[str, Any]  # load_s, total_s (seconds)
-    environment: dict[str, str]  # package versions and device (outputs.environment)
-    out: str  # the result file, when --out was given
 
 
 def run_passkey(cfg: PasskeyConfig) -> PasskeyResult:

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 
 from .. import outputs
 from ..config import PplConfig
-from ..eval.common import ModelInfo, bootstrap_ci, finish, load_checked, table
+from ..eval.common import EvalResult, bootstrap_ci, finish, load_checked, table
 from ..eval.perplexity import default_stride, perplexity_at, plan_windows, tokenize_documents
 
 
-class PplResult(TypedDict, total=False):
+class PplResult(EvalResult, total=False):
     """What `eval ppl` returns and writes to --out (JSON): perplexity per length."""
 
-    kind: str  # "ppl"
-    config: dict[str, Any]  # the resolved config (outputs.jsonable)
-    model: ModelInfo
     data: dict[str, Any]  # spec, documents, tokens
     lengths: list[
         dict[str, Any]
     ]  # per length: length, stride, ppl, ci95, tokens, short_docs, by_position, ...
-    timings: dict[str, Any]  # load_s, total_s (seconds)
-    environment: dict[str, str]  # package versions and device (outputs.environment)
-    out: str  # the result file, when --out was given
 
 
 def run_ppl(cfg: PplConfig) -> PplResult:

@@ -7,11 +7,11 @@ import contextlib
 import sys
 import tempfile
 import time
-from typing import Any, TypedDict
+from typing import Any
 
 from .. import outputs
 from ..config import RulerConfig
-from ..eval.common import ModelInfo, check_lengths, finish, load_for_eval, table
+from ..eval.common import EvalResult, check_lengths, finish, load_for_eval, table
 from ..eval.harness import harness_lm
 from ..eval.ruler import (
     LOCAL,
@@ -24,21 +24,15 @@ from ..eval.ruler import (
 )
 
 
-class RulerResult(TypedDict, total=False):
+class RulerResult(EvalResult, total=False):
     """What `eval ruler` returns and writes to --out (JSON): RULER scores per task and length."""
 
-    kind: str  # "ruler"
-    config: dict[str, Any]  # the resolved config (outputs.jsonable)
-    model: ModelInfo
     tasks: list[str]
     lengths: list[dict[str, Any]]  # per length: scores (by task), samples, average
     threshold: float
     effective_length: int | None  # the longest length whose average exceeds the threshold
     local_haystack: dict[str, Any] | None
     samples: list[dict[str, Any]]
-    timings: dict[str, Any]  # load_s, total_s (seconds)
-    environment: dict[str, str]  # package versions and device (outputs.environment)
-    out: str  # the result file, when --out was given
 
 
 def run_ruler(cfg: RulerConfig) -> RulerResult:

@@ -118,7 +118,7 @@ def ablation_table(cells: list[Cell], window: int) -> str:
 
 def ablation_plot(cells: list[Cell], window: int, path: Path) -> Path:
     """ppl(sL), k_max(sL) / sL and the local heads' similarity against s, one line per method."""
-    fig = plots._figure(13.0, 4.0)
+    fig = plots.figure(13.0, 4.0)
     axes = [fig.add_subplot(1, 3, i) for i in (1, 2, 3)]
     for method, (_, title) in METHODS.items():
         mine = sorted((c for c in cells if c.method == method), key=lambda c: c.factor)

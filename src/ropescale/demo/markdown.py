@@ -75,7 +75,7 @@ def steps_plot(
     """Perplexity and k_max at `length` against fine-tuning steps, one line per method (with `depth`: the
     passkey accuracy at `passkey_length` (default `length`) with the key at that depth instead of k_max)."""
     pk = passkey_length or length
-    fig = plots._figure(10.0, 4.0)
+    fig = plots.figure(10.0, 4.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for name, rs in curves.items():
         xs = [r.ft_steps for r in rs]
@@ -101,7 +101,7 @@ def steps_plot(
 
 def rows_ppl_plot(rows: list[Row], lengths: list[int], path: Path) -> Path:
     """Perplexity vs evaluation length from the rows' numbers, one line per model (log y if > 10x)."""
-    fig = plots._figure()
+    fig = plots.figure()
     ax = fig.add_subplot()
     values = []
     for r in rows:

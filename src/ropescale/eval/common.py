@@ -25,6 +25,17 @@ class ModelInfo(TypedDict, total=False):
     load_s: float
 
 
+class EvalResult(TypedDict, total=False):
+    """What every evaluation command returns and writes to --out (JSON); each adds its own fields."""
+
+    kind: str  # "ppl", "passkey", "summarize", "harness", "ruler": what `ropescale report` reads it as
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    timings: dict[str, Any]  # load_s, total_s, ... (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
+
+
 def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tuple[Any, Any, ModelInfo]:
     """(model, tokenizer, model description) with `rope` applied (None keeps the model's own scaling)."""
     start = time.perf_counter()

