@@ -43,9 +43,11 @@ def load_model(
 
 
 def scale_model(model: Any, rope: RopeScaling) -> RopeScaling:
-    """Apply `rope` to a loaded transformers model in place (config and rotary buffers, checked against
-    ropescale's own frequencies); always relative to the unscaled model. Returns the scaling with the
-    original window L filled in."""
+    """Apply `rope` to a loaded transformers model in place: the scaled config is written and transformers
+    rebuilds the model's modules from it (the weights are kept, not copied), so the model equals the one
+    stock transformers loads from a saved copy; its rotary tables are checked against ropescale's own
+    frequencies. Always relative to the unscaled model. Returns the scaling with the original window L
+    filled in."""
     from .models.scale import scale_model as scale  # deferred: see the module docstring
 
     return scale(model, rope)

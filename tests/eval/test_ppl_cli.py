@@ -40,6 +40,21 @@ def test_cli_matches_reference_on_local_text(tiny_char_dir, tmp_path, capsys):
         assert [d["scored"] for d in entry["per_document"]] == [len(d) - 1 for d in docs]
 
 
+def test_default_stride_is_the_shortest_length_when_below_256(tiny_char_dir, tmp_path, capsys):
+    """`--lengths 32,64` without --stride: stride 32 (the shortest length), not a refusal for 256 > 32."""
+    data = tmp_path / "d.txt"
+    data.write_text("The quick brown fox jumps over the lazy dog. " * 6)
+    out = tmp_path / "ppl.json"
+    argv = ["eval", "ppl", "--model", tiny_char_dir, "--data", data, "--lengths", "32,64", "--out", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert [e["stride"] for e in r["lengths"]] == [32, 32]
+    model = AutoModelForCausalLM.from_pretrained(tiny_char_dir).eval()
+    doc = torch.tensor(make_char_tokenizer()(data.read_text())["input_ids"])
+    total, count = reference_nll(model, doc, 64, 32)
+    assert r["lengths"][1]["ppl"] == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
 def test_cli_truncate_and_extrapolation_rules(tiny_char_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     rows = [{"body": "a" * 50}, {"body": "b" * 300}, {"body": "c" * 400}]

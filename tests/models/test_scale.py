@@ -118,7 +118,31 @@ def test_plan_reads_only_the_config_and_is_applied_once(tiny_llama):
     assert plan.rope_parameters == transformers_rope(plan.spec, 10000.0, 16)[0]
     assert scale_model(tiny_llama, plan) == plan.spec and check_rotary(tiny_llama, plan) == []
     # the check compares the live modules with the plan it is given, not with what the config says
-    other = plan_scaling(tiny_llama.config, RopeScaling("linear", 2.0))
+    other = plan_scaling(tiny_llama.config, RopeScaling("linear", 2.0), allow_smaller_window=True)
     assert check_rotary(tiny_llama, other)
     with pytest.raises(ValueError, match="head_dim/2 = 8 values for this model"):
         plan_scaling(tiny_llama.config, RopeScaling("longrope", 2.0, short_factor=(1.0,), long_factor=(2.0,)))
+
+
+def test_scaling_rebuilds_the_model_without_copying_the_weights(tiny_llama):
+    """One truth for live and saved: the modules are rebuilt from the scaled config by transformers, the
+    weights are the same tensors (no second copy)."""
+    pointers = {k: v.data_ptr() for k, v in tiny_llama.state_dict().items()}
+    old_rotary = tiny_llama.model.rotary_emb
+    scale_model(tiny_llama, RopeScaling("yarn", 4.0))
+    assert {k: v.data_ptr() for k, v in tiny_llama.state_dict().items()} == pointers
+    assert tiny_llama.model.rotary_emb is not old_rotary
+    assert tiny_llama.model.layers[0].self_attn.config is tiny_llama.config  # modules read the scaled config
+
+
+def test_logits_check_catches_a_model_that_differs_from_its_saved_config(tiny_llama):
+    from ropescale.models import compat
+    from ropescale.models.scale import logits_match
+
+    scale_model(tiny_llama, RopeScaling("linear", 4.0))
+    same = compat.build_like(tiny_llama, copy.deepcopy(tiny_llama.config))
+    assert logits_match(tiny_llama, same) is None
+    other = copy.deepcopy(tiny_llama.config)
+    other.rope_parameters = {**other.rope_parameters, "factor": 2.0}
+    message = logits_match(tiny_llama, compat.build_like(tiny_llama, other))
+    assert message and "logits differ" in message

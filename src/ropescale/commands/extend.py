@@ -16,8 +16,8 @@ from ..models import compat, gguf
 from ..models.export import serving_flags
 from ..models.load import load_config
 from ..models.prepare import prepare_model
-from ..models.scale import rope_state
-from ..rope import base_inv_freq
+from ..models.scale import carried, current_plan, logits_match, rope_state
+from ..rope import base_inv_freq, proportional_freqs
 
 
 class ExtendResult(TypedDict):
@@ -33,6 +33,7 @@ class ExtendResult(TypedDict):
     inv_freq_ratio_range: tuple[float, float]  # saved inv_freq / unscaled, (min, max)
     serving: dict[str, Any]  # vllm and llama_cpp: command, notes
     gguf: dict[str, Any] | None  # with --gguf: file, type, rope_metadata, tensors, source
+    replaced: str | None  # the scaling the model already carried (replaced by this one), in one line
 
 
 def run_extend(cfg: ExtendConfig) -> ExtendResult:
@@ -42,9 +43,10 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
     if cfg.gguf:
         gguf.require_converter()
         gguf.check_model_exportable(cfg.rope, load_config(cfg.model))
+    replaced = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
-    serving = serving_flags(spec, state.base, state.rotary_dim)
+    serving = serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters)
     with outputs.atomic_dir(out, cfg.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -69,28 +71,37 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
-        "rope_parameters": compat.rope_parameters(model.config),
+        "rope_parameters": current_plan(model.config).rope_parameters,
         "inv_freq_ratio_range": saved,
         "serving": serving,
         "gguf": exported,
+        "replaced": replaced,
     }
 
 
 def verify_saved(path: Path, model: Any) -> tuple[float, float]:
-    """Rebuild the rotary embedding from the saved config.json with transformers alone and compare it with
-    the live model's; returns (min, max) of the saved inv_freq / unscaled inv_freq ratio."""
+    """Build a model from the saved config.json with transformers alone (sharing the live weights) and
+    compare its logits with the live model's beyond the original window (`logits_match`); returns (min,
+    max) of the saved inv_freq / unscaled inv_freq ratio (of the scaled layer type, where rope is nested)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path)
-    (_, live), *_ = compat.rotary_modules(model)
-    fresh = type(live)(config=config)
-    if (
-        not torch.equal(fresh.inv_freq.cpu(), live.inv_freq.cpu())
-        or fresh.attention_scaling != live.attention_scaling
-    ):
-        raise AssertionError("the saved config.json does not reproduce the scaled rotary embedding")
-    state = rope_state(config)
-    ratio = fresh.inv_freq.double() / base_inv_freq(state.rotary_dim, state.base)
+    mismatch = logits_match(model, compat.build_like(model, config))
+    if mismatch:
+        raise AssertionError(f"the saved config.json does not reproduce the scaled model: {mismatch}")
+    state = current_plan(config)
+    layer = state.layer_types[0] if state.layer_types else None
+    (_, module), *_ = compat.rotary_modules(model)
+    live, _ = compat.live_rotary(module, state.spec.original_max_position_embeddings or 1, layer)
+    compat.reset_rotary(model)
+    unscaled = state.unscaled.get(layer, {})
+    if unscaled.get("rope_type") == "proportional":
+        dim, params = compat.head_dim(config, layer), compat.layer_rope_parameters(config)[layer]
+        theta = proportional_freqs(dim, state.base, params.get("partial_rotary_factor", 1.0)).inv_freq
+    else:
+        theta = base_inv_freq(state.rotary_dim, state.base)
+    keep = theta != 0
+    ratio = live.double()[keep] / theta.double()[keep]
     return float(ratio.min()), float(ratio.max())
 
 
@@ -131,6 +142,7 @@ def format_extend(r: ExtendResult) -> str:
         f"wrote {r['out']}",
         f"  method {s['rope_type']}, factor {s['factor']:g}: window {r['original_window']} -> {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
+        *([f"  note: {r['replaced']}"] if r.get("replaced") else []),
         f"  rope_parameters {r['rope_parameters']}",
         f"  inv_freq / original: {r['inv_freq_ratio_range'][0]:.6g} .. {r['inv_freq_ratio_range'][1]:.6g}",
         "serve the original checkpoint the same way:",

@@ -57,7 +57,7 @@ def run_harness(cfg: HarnessConfig) -> HarnessResult:
     result: dict[str, Any] = {"kind": "harness", "config": outputs.jsonable(cfg), "before": {"model": info}}
     result["before"].update(_evaluate(model, tokenizer, cfg, original))
     if cfg.rope is not None:
-        spec = scale_model(model, cfg.rope)
+        spec = scale_model(model, cfg.rope, cfg.load.allow_smaller_window)
         result["after"] = {"model": describe(cfg.model, spec, model)}
         result["after"].update(_evaluate(model, tokenizer, cfg, original))
         result["change"] = _changes(result["before"], result["after"])

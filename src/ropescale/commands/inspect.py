@@ -8,9 +8,9 @@ from typing import Any, TypedDict
 from ..config import InspectConfig
 from ..models import compat
 from ..models.export import serving_flags
-from ..models.load import rope_source
+from ..models.load import load_config, rope_source
 from ..models.prepare import prepare_model
-from ..models.scale import check_rotary, rope_state
+from ..models.scale import carried, check_rotary, current_plan, rope_state
 from ..rope import base_bound, dimension_table, format_base_bound_line
 from ..rope.resolution import format_resolution, resolution
 
@@ -38,9 +38,12 @@ class InspectResult(TypedDict):
     base_bound: dict[str, Any]  # rope.base_bound at the new window only
     live_check: dict[str, Any]  # ok, problems
     serving: dict[str, Any]
+    carries: str | None  # the scaling the model already carries and what --factor means for it
+    layer_types: list[str]  # the scaled layer types of a model with rope per layer type ([]: one rope)
 
 
 def run_inspect(cfg: InspectConfig) -> InspectResult:
+    carries = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     problems = check_rotary(model)
@@ -53,23 +56,29 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
         "model": cfg.model,
         "model_type": model.config.model_type,
         "json": cfg.json,
-        "rope_type": compat.rope_parameters(model.config)["rope_type"],
+        "rope_type": compat.layer_rope_parameters(model.config)[
+            state.layer_types[0] if state.layer_types else None
+        ]["rope_type"],
         "method": spec.rope_type,
         "base": state.base,
         "rotary_dim": state.rotary_dim,
         "factor": spec.factor,
         "scaling_source": source,
+        "carries": carries,
+        "layer_types": list(state.layer_types),
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
         "scaling": spec.to_dict(),
-        "rope_parameters": compat.rope_parameters(model.config),
+        "rope_parameters": current_plan(model.config).rope_parameters,
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, state.base, spec),
         "base_bound": base_bound(state.rotary_dim, state.base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
-        "serving": serving_flags(spec, state.base, state.rotary_dim),
+        "serving": serving_flags(
+            spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters
+        ),
     }
 
 
@@ -82,6 +91,12 @@ def format_inspect(r: InspectResult) -> str:
         f"  rope_type {r['rope_type']} (ropescale method {r['method']}), base {r['base']:g}, rotary dim "
         f"{r['rotary_dim']}, factor {r['factor']:g}",
         f"  scaling from: {r['scaling_source']}",
+        *([f"  {r['carries']}"] if r.get("carries") else []),
+        *(
+            [f"  scaled layer types: {', '.join(r['layer_types'])} (the others keep their rope)"]
+            if r.get("layer_types")
+            else []
+        ),
         f"  window: original {r['original_window']} -> new {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "

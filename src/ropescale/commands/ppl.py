@@ -10,7 +10,7 @@ import numpy as np
 from .. import outputs
 from ..config import PplConfig
 from ..eval.common import EvalResult, bootstrap_ci, finish, load_checked, table
-from ..eval.perplexity import perplexity_at, plan_windows, tokenize_documents
+from ..eval.perplexity import default_stride, perplexity_at, plan_windows, tokenize_documents
 
 
 class PplResult(EvalResult, total=False):
@@ -28,14 +28,13 @@ def run_ppl(cfg: PplConfig) -> PplResult:
 
     start = time.perf_counter()
     model, tokenizer, info, lengths = load_checked(cfg)
-    if cfg.stride > min(lengths):
-        raise ValueError(f"--stride {cfg.stride} must be <= every evaluation length ({min(lengths)})")
+    stride = default_stride(cfg.stride, lengths)
     docs = tokenize_documents(tokenizer, cfg.data, cfg.text_field, cfg.split, cfg.max_docs, cfg.truncate_to)
-    total = sum(w.scored for n in lengths for d in docs for w in plan_windows(len(d), n, cfg.stride))
+    total = sum(w.scored for n in lengths for d in docs for w in plan_windows(len(d), n, stride))
     results = []
     with tqdm(total=total, unit="tok", desc="eval ppl", disable=None, smoothing=0.1) as bar:
         for length in lengths:
-            r = perplexity_at(model, docs, length, cfg.stride, cfg.batch_tokens, bar)
+            r = perplexity_at(model, docs, length, stride, cfg.batch_tokens, bar)
             nll, count = r.pop("_nll"), r.pop("_count")
             r["ci95"] = list(bootstrap_ci(nll, count, np.exp, cfg.bootstrap, cfg.seed))
             results.append(r)

@@ -72,6 +72,7 @@ def analyse(
     return {
         "rotary_dim": d,
         "base": base,
+        "layer_types": list(state.layer_types),
         "scaling": spec.to_dict(),
         **regime(d, base, spec),
         "num_heads": qk[0][0].shape[0],
@@ -120,7 +121,11 @@ def model_report(cfg: TheoryConfig) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"--text {path}: no such file")
     model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
-    spec = own if cfg.rope is None else plan_scaling(model.config, cfg.rope).spec
+    spec = (
+        own
+        if cfg.rope is None
+        else plan_scaling(model.config, cfg.rope, allow_smaller_window=cfg.load.allow_smaller_window).spec
+    )
     trained = own.new_window or model.config.max_position_embeddings
     ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
     return {
@@ -146,7 +151,7 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     profiles = {cfg.model: attention_profiles(model, ids, cfg.offsets)}
     spec = own
     if cfg.rope is not None:
-        spec = scale_model(model, cfg.rope)
+        spec = scale_model(model, cfg.rope, cfg.load.allow_smaller_window)
         profiles[f"{cfg.model} ({spec.rope_type} x{spec.factor:g}, untuned)"] = attention_profiles(
             model, ids, cfg.offsets
         )
@@ -235,6 +240,11 @@ def format_model(r: dict[str, Any]) -> list[str]:
         f"{r['model']}: rotary dim {r['rotary_dim']}, base {r['base']:g}, {r['num_heads']} heads / "
         f"{r['num_kv_heads']} kv heads; method {sc['rope_type']}, factor {sc['factor']:g}: L = {orig} -> L' = {new}",
     ]
+    if r.get("layer_types"):
+        lines.append(
+            f"  rope per layer type: base and rotary dim of the {', '.join(r['layer_types'])} layers (the scaled "
+            "ones); the other layer types keep their own rope"
+        )
     if r["regime"] == "original":
         lines.append(
             "  regime: no new positions (L' = L); pass --method and --factor to analyse a longer window"

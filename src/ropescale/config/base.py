@@ -29,6 +29,11 @@ class LoadOptions:
     trust_remote_code: bool = knob(
         False, "allow the checkpoint's own Python code to run (off unless you ask)"
     )
+    allow_smaller_window: bool = knob(
+        False,
+        "let a scaling give a model that already carries one a window smaller than the one it has "
+        "(--factor is relative to the unscaled window)",
+    )
 
     def __post_init__(self) -> None:
         check_knobs(self)  # each knob's own constraints (its metadata)

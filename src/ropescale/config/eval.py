@@ -30,7 +30,12 @@ class PplConfig:
         "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)",
         at_least=2,
     )
-    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)", at_least=1)
+    stride: int | None = knob(
+        None,
+        "tokens scored per window after the first (Press et al. stride S); default 256, or the shortest "
+        "evaluation length when that is smaller",
+        at_least=1,
+    )
     max_docs: int | None = knob(
         None, "evaluate at most this many documents (in the data's order)", at_least=1
     )
@@ -56,7 +61,7 @@ class PplConfig:
         check_knobs(self)  # each knob's own constraints (its metadata)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        if self.lengths and self.stride > min(self.lengths):
+        if self.lengths and self.stride is not None and self.stride > min(self.lengths):
             raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
         if self.truncate_to and self.lengths and max(self.lengths) > self.truncate_to:
             raise ValueError(

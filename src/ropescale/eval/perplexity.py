@@ -80,7 +80,10 @@ def split_head(model: Any) -> tuple[Any, Any] | None:
     reset_rotary(model)
     want = model(input_ids=ids, use_cache=False).logits
     reset_rotary(model)
-    got = head(body(input_ids=ids, use_cache=False).last_hidden_state)
+    hidden = getattr(body(input_ids=ids, use_cache=False), "last_hidden_state", None)
+    if hidden is None:  # get_decoder() is not a bare decoder (Llama 4 returns a causal LM)
+        return None
+    got = head(hidden)
     return (
         (body, head) if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4) else None
     )
@@ -249,3 +252,16 @@ def tokenize_documents(
         need = f"at least {truncate_to} tokens" if truncate_to else "at least 2 tokens"
         raise ValueError(f"--data {data}: no document with {need}")
     return docs
+
+
+DEFAULT_STRIDE = 256
+
+
+def default_stride(stride: int | None, lengths: list[int]) -> int:
+    """The stride to use: --stride when given (at most the shortest length), else 256 or the shortest
+    length when that is smaller (so `--lengths 128,512` works without a --stride)."""
+    if stride is None:
+        return min(DEFAULT_STRIDE, *lengths)
+    if stride > min(lengths):
+        raise ValueError(f"--stride {stride} must be <= every evaluation length ({min(lengths)})")
+    return stride

@@ -8,6 +8,7 @@ rope scaling; the mapping that restores it, `gguf.restore_gguf_rope`, lives in m
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -51,9 +52,34 @@ def is_nested_rope(config: Any) -> bool:
     return any(isinstance(v, dict) for v in params.values())
 
 
+def _flat(params: dict[str, Any]) -> dict[str, Any]:
+    params = copy.deepcopy(dict(params))
+    if "rope_type" not in params:
+        params["rope_type"] = params.pop("type", "default")
+    params.pop("type", None)  # older spelling, kept beside rope_type by some configs (Ministral 3)
+    return params
+
+
+def layer_rope_parameters(config: Any) -> dict[str | None, dict[str, Any]]:
+    """The rope settings by layer type, each a flat dict with ``rope_theta``: ``{None: params}`` for models
+    with one rope dict, ``{layer_type: params}`` for models that nest them (Gemma 3/4, Olmo 3); {} without
+    RoPE."""
+    if is_nested_rope(config):
+        nested = config.rope_parameters
+        return {lt: _flat(p) for lt, p in nested.items() if isinstance(p, dict) and "rope_theta" in p}
+    params = rope_parameters(config)
+    return {} if params is None else {None: _flat(params)}
+
+
 def set_rope_parameters(config: Any, params: dict[str, Any], max_position_embeddings: int) -> None:
-    """Write rope settings (with ``rope_theta`` inside) and the window the way this version expects."""
+    """Write rope settings (with ``rope_theta`` inside) and the window the way this version expects.
+    `params` may be nested by layer type (keys: layer types, values: rope dicts), as `layer_rope_parameters`
+    returns them."""
     params = copy.deepcopy(params)
+    config.max_position_embeddings = int(max_position_embeddings)
+    if any(isinstance(v, dict) for v in params.values()):
+        config.rope_parameters = params
+        return
     # transformers lets a top-level original_max_position_embeddings (Phi-3 style, or written by us for
     # llama.cpp) override the one in the rope dict: keep the two in agreement.
     if "original_max_position_embeddings" in params:
@@ -65,49 +91,116 @@ def set_rope_parameters(config: Any, params: dict[str, Any], max_position_embedd
     else:
         config.rope_theta = params.pop("rope_theta")
         config.rope_scaling = None if params.get("rope_type") == "default" else params
-    config.max_position_embeddings = int(max_position_embeddings)
 
 
-def rotary_dim(config: Any) -> int:
-    """The rotary dimension d: head_dim times partial_rotary_factor (from the config or its rope dict)."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    params = rope_parameters(config) or {}
+def admits_rope(config: Any, params: dict[str, Any], max_position_embeddings: int) -> str | None:
+    """None when the config class accepts these rope settings, else its reason in one line (Phi-3's config
+    accepts only `default` and `longrope`). The config is not modified."""
+    trial = copy.deepcopy(config)
+    set_rope_parameters(trial, params, max_position_embeddings)
+    try:
+        if hasattr(trial, "validate"):
+            trial.validate()
+    except Exception as err:  # the config class's own validator, whatever it raises
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        return lines[-1] if lines else type(err).__name__
+    return None
+
+
+def head_dim(config: Any, layer_type: str | None = None) -> int:
+    """The attention head size of a layer type (Gemma 4's full-attention layers have their own)."""
+    per_layer = getattr(config, "per_layer_config", None)
+    if layer_type is not None and per_layer is not None:
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            config = per_layer[layer_type]
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def rotary_dim(config: Any, layer_type: str | None = None) -> int:
+    """The rotary dimension d: head_dim times partial_rotary_factor (from the config or its rope dict).
+    A `proportional` rope (Gemma 4) rotates that many dimensions with frequencies spaced over the whole
+    head; `rope.proportional_freqs` reads the head size."""
+    params = layer_rope_parameters(config).get(layer_type) or {}
     partial = params.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) or 1.0
-    return int(head_dim * partial)
+    return int(head_dim(config, layer_type) * partial)
 
 
 def rotary_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(qualified name, module) of every rotary embedding: modules that own an ``inv_freq`` buffer."""
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if "inv_freq" in dict(module.named_buffers(recurse=False))
-    ]
+    """(qualified name, module) of every rotary embedding: modules that own an ``inv_freq`` buffer (or one
+    per layer type, ``{layer_type}_inv_freq``)."""
+    return [(name, module) for name, module in model.named_modules() if rotary_layer_types(module)]
+
+
+def rotary_layer_types(module: nn.Module) -> list[str | None]:
+    """The layer types a rotary module holds tables for: [None] for one table, else the layer types."""
+    names = [n for n, _ in module.named_buffers(recurse=False)]
+    if "inv_freq" in names:
+        return [None]
+    return [n.removesuffix("_inv_freq") for n in names if n.endswith("_inv_freq") and "original" not in n]
+
+
+def _from_state(model: nn.Module, config: Any) -> nn.Module:
+    """transformers' own from_pretrained path, for weights already in memory: the modules are created on
+    the meta device from `config`, then `model`'s tensors are taken over (no copy)."""
+    built = type(model).from_pretrained(
+        None,
+        config=config,
+        state_dict=model.state_dict(),
+        attn_implementation=model.config._attn_implementation,
+        **dtype_kwarg(model.dtype),
+    )
+    return built.to(next(model.parameters()).device)
+
+
+def rebuild_model(model: nn.Module) -> None:
+    """Rebuild a live model from its (updated) config the way ``from_pretrained`` builds a checkpoint, and
+    adopt the new modules in place (the weights are the same tensors). Everything a family derives from its
+    config at construction (rotary tables per layer type, MLA softmax scale, attention temperature) then
+    follows the config, so the live model is the one stock transformers loads from the saved config."""
+    fresh = _from_state(model, copy.deepcopy(model.config)).train(model.training)
+    for name, child in fresh.named_children():
+        setattr(model, name, child)
+    model.config = fresh.config
+
+
+def build_like(model: nn.Module, config: Any) -> nn.Module:
+    """A model built by transformers from `config` (as from a saved checkpoint) that shares `model`'s
+    weights (no copy), in eval mode: the reference a live model is checked against."""
+    return _from_state(model, config).eval()
 
 
 def rebuild_rotary(model: nn.Module) -> None:
-    """Re-create each rotary module from the (updated) config with transformers' own code, on the same
-    device. This is how a scaled config takes effect in a live model without reloading the weights."""
+    """Re-create each rotary module from the config with transformers' own code, on the same device (for a
+    model whose non-persistent rotary buffers were lost, e.g. built on the meta device)."""
     for name, module in rotary_modules(model):
-        device = module.inv_freq.device
+        device = next(module.buffers()).device
         fresh = type(module)(config=module.config).to(device)
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, fresh)
 
 
-def _touch(module: nn.Module, seq_len: int) -> None:
-    device = module.inv_freq.device
-    x = torch.zeros(1, 1, 1, device=device, dtype=torch.float32)
-    module(x, torch.tensor([[0, seq_len - 1]], device=device))
+def _touch(module: nn.Module, seq_len: int, layer_type: str | None) -> None:
+    inv_freq = module.inv_freq if layer_type is None else getattr(module, f"{layer_type}_inv_freq")
+    x = torch.zeros(1, 1, 1, device=inv_freq.device, dtype=torch.float32)
+    positions = torch.tensor([[0, seq_len - 1]], device=inv_freq.device)
+    if layer_type is None:
+        module(x, positions)
+    else:
+        module(x, positions, layer_type)
 
 
-def live_rotary(module: nn.Module, seq_len: int) -> tuple[torch.Tensor, float]:
+def live_rotary(module: nn.Module, seq_len: int, layer_type: str | None = None) -> tuple[torch.Tensor, float]:
     """Run a rotary module's forward at ``seq_len`` (so dynamic methods update) and return the inverse
-    frequencies and attention factor it then holds. The module is reset first (see `reset_rotary`)."""
-    _touch(module, 1)
-    _touch(module, seq_len)
-    return module.inv_freq.detach().to("cpu", torch.float32).clone(), float(module.attention_scaling)
+    frequencies and attention factor it then holds for a layer type (None: its only table). The module is
+    reset first (see `reset_rotary`)."""
+    _touch(module, 1, layer_type)
+    _touch(module, seq_len, layer_type)
+    prefix = "" if layer_type is None else f"{layer_type}_"
+    inv_freq = getattr(module, f"{prefix}inv_freq")
+    return inv_freq.detach().to("cpu", torch.float32).clone(), float(
+        getattr(module, f"{prefix}attention_scaling")
+    )
 
 
 def reset_rotary(model: nn.Module) -> None:
@@ -115,7 +208,8 @@ def reset_rotary(model: nn.Module) -> None:
     frequencies of the longest sequence seen so far until a sequence shorter than the original window
     arrives, so without a reset a result would depend on the order in which lengths were evaluated."""
     for _, module in rotary_modules(model):
-        _touch(module, 1)
+        for layer_type in rotary_layer_types(module):
+            _touch(module, 1, layer_type)
 
 
 def strip_quantization(config: Any) -> Any:

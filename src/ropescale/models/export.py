@@ -17,9 +17,14 @@ from ..rope import METHODS
 from .scale import transformers_rope
 
 
-def vllm_flags(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str, Any]:
-    """vLLM: --max-model-len and an --hf-overrides rope_parameters block (vLLM >= 0.11 syntax)."""
+def vllm_flags(
+    spec: RopeScaling, base: float, rotary_dim: int, rope_parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """vLLM: --max-model-len and an --hf-overrides rope_parameters block (vLLM >= 0.11 syntax).
+    `rope_parameters`: the scaled config's whole rope settings (every key it needs, partial rotary and
+    the keys ropescale keeps included); default: the method's own keys only."""
     params, max_pos = transformers_rope(spec, base, rotary_dim)
+    params = params if rope_parameters is None else rope_parameters
     args = ["--max-model-len", str(spec.new_window)]
     if spec.rope_type != "none" or max_pos != spec.original_max_position_embeddings:
         override: dict[str, Any] = {"rope_parameters": params}
@@ -38,5 +43,10 @@ def llama_cpp_flags(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str
     return {"args": args, "command": "llama-server -m MODEL.gguf " + shlex.join(args), "notes": notes}
 
 
-def serving_flags(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str, Any]:
-    return {"vllm": vllm_flags(spec, base, rotary_dim), "llama_cpp": llama_cpp_flags(spec, base, rotary_dim)}
+def serving_flags(
+    spec: RopeScaling, base: float, rotary_dim: int, rope_parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "vllm": vllm_flags(spec, base, rotary_dim, rope_parameters),
+        "llama_cpp": llama_cpp_flags(spec, base, rotary_dim),
+    }

@@ -142,7 +142,7 @@ def load_model(
     name: str,
     dtype: torch.dtype | None = None,
     device: str = "cpu",
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     trust_remote_code: bool = False,
 ) -> Any:
     """A plain (unquantised) transformers causal LM in eval mode; GGUF weights are dequantised."""
@@ -151,7 +151,9 @@ def load_model(
     source = resolve(name)
     dtype = dtype or default_dtype(device)
     where, kwargs = _pretrained_kwargs(source, trust_remote_code)
-    kwargs.update(compat.dtype_kwarg(dtype), attn_implementation=attn_implementation)
+    kwargs.update(compat.dtype_kwarg(dtype))
+    if attn_implementation is not None:  # default: transformers' choice (sdpa where the family has it)
+        kwargs["attn_implementation"] = attn_implementation
     # transformers draws its GGUF de-quantising progress bar with a bare tqdm that no switch turns off; on
     # an error it would make the one-line message several lines, so its stderr is dropped
     quiet = contextlib.redirect_stderr(io.StringIO()) if source.kind == "gguf" else contextlib.nullcontext()
@@ -165,7 +167,7 @@ def load_model(
     return model.to(device).eval()
 
 
-def _plain_copy(model: Any, rope: GgufRope, dtype: torch.dtype, attn_implementation: str) -> Any:
+def _plain_copy(model: Any, rope: GgufRope, dtype: torch.dtype, attn_implementation: str | None) -> Any:
     """Rebuild a GGUF-loaded model as a normal one (config without quantization_config and with the file's
     RoPE scaling restored, same weights)."""
     from transformers import AutoModelForCausalLM
@@ -173,7 +175,9 @@ def _plain_copy(model: Any, rope: GgufRope, dtype: torch.dtype, attn_implementat
     config = compat.strip_quantization(model.config)
     restore_gguf_rope(config, rope)
     plain = AutoModelForCausalLM.from_config(
-        config, attn_implementation=attn_implementation, **compat.dtype_kwarg(dtype)
+        config,
+        attn_implementation=attn_implementation or model.config._attn_implementation,
+        **compat.dtype_kwarg(dtype),
     )
     plain.load_state_dict(model.state_dict())
     plain.generation_config = model.generation_config

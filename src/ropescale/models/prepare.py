@@ -28,7 +28,11 @@ def prepare_model(
     `check(plan)` sees that plan (raise ValueError there to refuse a set-up without the slow load)."""
     config = load_config(name, load.trust_remote_code)
     # refuses models without RoPE and specs that do not fit the model, before any weights are read
-    plan = current_plan(config) if rope is None else plan_scaling(config, rope)
+    plan = (
+        current_plan(config)
+        if rope is None
+        else plan_scaling(config, rope, allow_smaller_window=load.allow_smaller_window)
+    )
     if check is not None:
         check(plan)
     tokenizer = load_tokenizer(

@@ -18,6 +18,7 @@ from .methods import (
     flag_number,
     method,
     ntk_base,
+    proportional_freqs,
     reading,
     yarn_correction_range,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "format_base_bound_line",
     "method",
     "ntk_base",
+    "proportional_freqs",
     "reading",
     "rotate_half",
     "similarity_margin",

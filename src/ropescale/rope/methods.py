@@ -88,6 +88,9 @@ class Method:
     llama_cpp(s, base, rotary_dim) -> (runtime flags, notes); vllm_notes(s); gguf_refusal(s): why
       llama.cpp cannot run it as transformers does (None when it can); gguf_model_refusal(model_type): the
       same for a model architecture.
+    base_types: the rope types of an unscaled layer the method applies to: ``default`` (plain RoPE, the
+      method written as its own rope_type) and, for `none` and `linear`, ``proportional`` (Gemma 4's
+      full-attention layers, where transformers takes a factor only: `proportional_freqs`).
     """
 
     name: str
@@ -103,6 +106,7 @@ class Method:
     vllm_notes: Callable[[RopeScaling], list[str]] = _no_notes
     gguf_refusal: Callable[[RopeScaling], str | None] = _no_refusal
     gguf_model_refusal: Callable[[str], str | None] = _no_refusal
+    base_types: tuple[str, ...] = ("default",)
 
     def __post_init__(self) -> None:
         if not self.transformers_type:
@@ -163,6 +167,7 @@ NONE = Method(
     transformers_type="default",
     llama_cpp=lambda s, base, dim: ([], _extrapolation_note(s)),
     vllm_notes=_extrapolation_note,
+    base_types=("default", "proportional"),
 )
 
 
@@ -180,6 +185,7 @@ LINEAR = Method(
         ["--rope-scaling", "linear", "--rope-scale", flag_number(s.factor)],
         ["converter: writes rope.scaling.type=linear and the factor"],
     ),
+    base_types=("default", "proportional"),
 )
 
 
@@ -443,6 +449,19 @@ LONGROPE = Method(
         else f"llama.cpp supports LongRoPE only for Phi-3 models, this is {model_type!r}; use yarn or llama3"
     ),
 )
+
+
+# ----------------------------------------------------------------------------- proportional (a rope type)
+def proportional_freqs(head_dim: int, base: float, partial: float, factor: float = 1.0) -> RopeFreqs:
+    """Proportional RoPE (Gemma 4's full-attention layers, as transformers computes it): the first
+    p * head_dim / 2 frequencies are theta_i = b^(-2i/head_dim), spaced over the whole head, the other
+    ones 0 (those dimensions are not rotated); a factor divides all of them (PI). head_dim/2 values."""
+    if head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim must be a positive even number, got {head_dim}")
+    rotated = int(partial * head_dim // 2)
+    theta = 1.0 / (float(base) ** (torch.arange(0, 2 * rotated, 2, dtype=torch.float64) / head_dim))
+    zeros = torch.zeros(head_dim // 2 - rotated, dtype=torch.float64)
+    return _out(torch.cat((theta, zeros)) / factor)
 
 
 # ----------------------------------------------------------------------------- the registry

@@ -74,6 +74,11 @@ class RopeScaling:
     long_factor: tuple[float, ...] | None = knob(
         None, "longrope: per-dimension factors (head_dim/2 values, comma-separated) used beyond L"
     )
+    layer_types: tuple[str, ...] | None = knob(
+        None,
+        "models with rope per layer type (Gemma 3/4, Olmo 3): the layer types to scale, comma-separated "
+        "(default: full_attention; sliding-window layers never see distances beyond their window)",
+    )
     rope_theta: float | None = knob(
         None, "abf: the new RoPE base (config.json's rope_theta), e.g. 5e6; `ropescale theory` suggests one"
     )
@@ -94,6 +99,10 @@ class RopeScaling:
             bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
             if bad or not values:
                 raise ValueError(f"--{name.replace('_', '-')} must be a non-empty list of positive numbers")
+        if self.layer_types is not None:
+            object.__setattr__(self, "layer_types", tuple(str(v) for v in self.layer_types))
+            if not self.layer_types or not all(self.layer_types):
+                raise ValueError("--layer-types must name at least one layer type")
         if self.rope_theta is not None and "rope_theta" not in METHODS[self.rope_type].parameters:
             raise ValueError(f"--rope-theta applies to --method abf only, got --method {self.rope_type}")
         METHODS[self.rope_type].check(self, None)  # the method's own checks (rope/methods.py)

@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .loss import decoder
+
 WAIT_TIMEOUT = timedelta(days=7)  # rank 0 alone packing a large corpus or training a tokenizer
 CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA's reproducibility notes)
 
@@ -130,8 +132,7 @@ def close(d: Dist) -> None:
 
 
 def decoder_layers(lm: nn.Module) -> nn.ModuleList:
-    body = getattr(lm, lm.base_model_prefix)
-    layers = getattr(body, "layers", None)
+    layers = getattr(decoder(lm), "layers", None)
     if not isinstance(layers, nn.ModuleList):
         raise ValueError(f"model type {lm.config.model_type!r}: no decoder layer list to shard")
     return layers

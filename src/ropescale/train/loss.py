@@ -112,9 +112,17 @@ class CausalLMLoss(nn.Module):
         self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """input_ids, labels, position_ids: (B, T); position_ids None = contiguous 0..T-1."""
-        body = getattr(self.lm, self.lm.base_model_prefix)
-        hidden = body(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+        hidden = decoder(self.lm)(
+            input_ids=input_ids, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
         return chunked_lm_loss(hidden, output_layer(self.lm).weight, labels, self.chunk)
+
+
+def decoder(lm: nn.Module) -> nn.Module:
+    """The decoder under a causal LM's head: the attribute its base_model_prefix names, or `model` where
+    that prefix belongs to another class (Llama 4's text model says `language_model`)."""
+    body = getattr(lm, lm.base_model_prefix, None)
+    return body if isinstance(body, nn.Module) else lm.model
 
 
 def reference_loss(
