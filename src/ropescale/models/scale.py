@@ -215,29 +215,14 @@ def carried(config: Any) -> str | None:
     )
 
 
-def plan_scaling(
-    config: Any,
-    spec: RopeScaling,
-    layer_types: tuple[str, ...] | None = None,
-    allow_smaller_window: bool = False,
-) -> ScalingPlan:
-    """Plan `spec` for a model with this config (not modified), relative to its unscaled base and original
-    window, and validate it against the model. A new window smaller than the one the model has is refused
-    unless `allow_smaller_window`. Raises ValueError naming the flag."""
-    state = rope_state(config)
-    layer_types = layer_types or spec.layer_types
-    targets = _targets(config, layer_types) if layer_types else state.layer_types
-    spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
+def _check_window(config: Any, state: RopeState, spec: RopeScaling, allow_smaller_window: bool) -> None:
+    """The original window must lie inside the model's; the new one must not shrink the current one."""
     window = int(getattr(config, "max_position_embeddings", 0) or 0)
     if window and spec.original_max_position_embeddings > window:
         raise ValueError(
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
-    first = targets[0] if targets else None
-    base = float((_unscaled(config).get(first) or compat.layer_rope_parameters(config)[first])["rope_theta"])
-    dim = compat.rotary_dim(config, first)
-    METHODS[spec.rope_type].check(spec, dim)
     current = state.spec.new_window or window
     if current and spec.new_window < current and not allow_smaller_window:
         s = state.spec
@@ -247,6 +232,13 @@ def plan_scaling(
             f"--factor is relative to that window); pass --factor {current / spec.original_max_position_embeddings:g} "
             "or more, or --allow-smaller-window"
         )
+
+
+def _scaled_layers(
+    config: Any, spec: RopeScaling, targets: tuple[str, ...]
+) -> tuple[dict[str | None, dict[str, Any]], dict[str | None, dict[str, Any]]]:
+    """Per layer type (None for one rope dict): the rope dicts after scaling the targets, and the unscaled
+    base and rope type of each scaled one."""
     per = compat.layer_rope_parameters(config)
     known = _unscaled(config)
     unscaled = {}
@@ -262,6 +254,28 @@ def plan_scaling(
     for lt, was in known.items():  # layer types an earlier scaling of ours changed, not scaled now
         if lt is not None and lt not in unscaled:
             per[lt] = {**{k: v for k, v in per[lt].items() if k not in OWNED_KEYS}, **was}
+    return per, unscaled
+
+
+def plan_scaling(
+    config: Any,
+    spec: RopeScaling,
+    layer_types: tuple[str, ...] | None = None,
+    allow_smaller_window: bool = False,
+) -> ScalingPlan:
+    """Plan `spec` for a model with this config (not modified), relative to its unscaled base and original
+    window, and validate it against the model. A new window smaller than the one the model has is refused
+    unless `allow_smaller_window`. Raises ValueError naming the flag."""
+    state = rope_state(config)
+    layer_types = layer_types or spec.layer_types
+    targets = _targets(config, layer_types) if layer_types else state.layer_types
+    spec = spec.with_original(state.spec.original_max_position_embeddings or config.max_position_embeddings)
+    first = targets[0] if targets else None
+    base = float((_unscaled(config).get(first) or compat.layer_rope_parameters(config)[first])["rope_theta"])
+    dim = compat.rotary_dim(config, first)
+    METHODS[spec.rope_type].check(spec, dim)
+    _check_window(config, state, spec, allow_smaller_window)
+    per, unscaled = _scaled_layers(config, spec, targets)
     max_pos = METHODS[spec.rope_type].to_transformers(spec, base, dim)[1]
     params = per.get(None, per)
     expressed = ""

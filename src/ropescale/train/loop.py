@@ -220,6 +220,31 @@ def _metrics(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def _one_step(job: Job, tokens_per_step: int) -> dict[str, Any]:
+    """One optimizer step and its metrics row (validation loss at eval_every and at the last step)."""
+    if job.d.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(job.d.device)
+    t0 = time.perf_counter()
+    lr = job.scheduler.get_last_lr()[0]
+    loss = train_step(job)
+    elapsed = time.perf_counter() - t0
+    job.step += 1
+    job.tokens_seen += tokens_per_step
+    row = {
+        "step": job.step,
+        "loss": loss,
+        "lr": lr,
+        "tokens_per_s": tokens_per_step / elapsed,
+        "peak_memory_mb": peak_memory_mb(job.d.device),
+        "tokens": job.tokens_seen,
+    }
+    if job.eval_every and job.step % job.eval_every == 0 and job.step < job.steps:
+        row["val_loss"] = evaluate(job)
+    if job.step == job.steps:
+        row["val_loss"] = evaluate(job)
+    return row
+
+
 def fit(job: Job, progress: bool = True) -> dict[str, Any]:
     """Train from job.step to job.steps; returns the final train and validation losses and speeds."""
     from tqdm.auto import tqdm
@@ -238,31 +263,15 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
     loss = job.resumed_row.get("loss", math.nan)  # a run resumed at its last step trains no further
     try:
         while job.step < job.steps:
-            if job.d.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(job.d.device)
-            t0 = time.perf_counter()
-            lr = job.scheduler.get_last_lr()[0]
-            loss = train_step(job)
-            elapsed = time.perf_counter() - t0
-            job.step += 1
-            job.tokens_seen += tokens_per_step
-            row = {
-                "step": job.step,
-                "loss": loss,
-                "lr": lr,
-                "tokens_per_s": tokens_per_step / elapsed,
-                "peak_memory_mb": peak_memory_mb(job.d.device),
-                "tokens": job.tokens_seen,
-            }
-            if job.eval_every and job.step % job.eval_every == 0 and job.step < job.steps:
-                row["val_loss"] = evaluate(job)
+            row = _one_step(job, tokens_per_step)
             if job.step == job.steps:
-                row["val_loss"] = val = evaluate(job)
+                val = row["val_loss"]
             job.history.append(row)
             if metrics is not None:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
             dist.test_kill_point("step", job.step)  # tests: a kill between checkpoints
+            loss = row["loss"]
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
             bar.update(1)
             if job.save_every and (job.step % job.save_every == 0 or job.step == job.steps):
