@@ -55,6 +55,12 @@ CASES = [
     ("extend-out-not-empty", "extend {m} --method linear --factor 2 --out {w}/full", "--out {w}/full exists and is not empty; pass --overwrite"),
     ("extend-out-is-file", "extend {m} --method linear --factor 2 --out {w}/afile", "--out {w}/afile exists and is not a directory"),
     ("extend-out-under-file", "extend {m} --method linear --factor 2 --out {w}/afile/sub", "--out {w}/afile/sub: {w}/afile is a file"),
+    ("extend-out-dangling", f"{EXTEND.replace('{o}', '{w}/dangling')}", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("extend-out-loop", f"{EXTEND.replace('{o}', '{w}/loop')}", "--out {w}/loop: {w}/loop is a symbolic link loop"),
+    ("extend-out-under-dangling", f"{EXTEND.replace('{o}', '{w}/dangling/x')}", "--out {w}/dangling/x: {w}/dangling is a symbolic link to nothing"),
+    ("extend-out-dot", f"{EXTEND.replace('{o}', '.')}", "--out '.': not a name for a new file or directory"),
+    ("extend-out-dotdot", f"{EXTEND.replace('{o}', '{w}/outs/..')} --overwrite", "--out '{w}/outs/..': not a name"),
+    ("extend-out-empty", EXTEND.replace("{o}", "''"), "--out '.': not a name for a new file or directory"),
     ("extend-longrope-bare", "extend {m} --method longrope --factor 2 --out {o}", "--method longrope needs both --short-factor and --long-factor"),
     ("extend-longrope-length", "extend {m} --method longrope --factor 2 --short-factor 1,1 --long-factor 2,2 --out {o}", "--long-factor/--short-factor need head_dim/2 = 8"),
     ("extend-longrope-uneven", "extend {m} --method longrope --factor 2 --short-factor 1,1 --long-factor 2 --out {o}", "--short-factor and --long-factor must have the same length"),
@@ -149,6 +155,8 @@ CASES = [
     ("train-resume-other-rope", f"{RESUME.replace('--factor 2', '--factor 4')} --steps 3", "rope: checkpoint"),
     ("train-resume-nothing", f"{TRAIN} --resume", "--resume: no checkpoint in {o}/checkpoints"),
     ("train-out-under-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile/run", "--out {w}/afile/run: {w}/afile is a file"),
+    ("train-out-dangling", "train {m} --data {d} --method linear --factor 2 --out {w}/dangling", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("train-out-loop", "train {m} --data {d} --method linear --factor 2 --out {w}/loop --resume", "--out {w}/loop: {w}/loop is a symbolic link loop"),
     ("train-out-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile", "--out {w}/afile exists and is not a directory"),
     ("train-out-not-empty", "train {m} --data {d} --method linear --factor 2 --out {w}/done", "--out {w}/done exists and is not empty"),
     ("train-device-unknown", f"{TRAIN} --device tpu9", "--device 'tpu9' is not a torch device"),
@@ -168,8 +176,9 @@ CASES = [
     ("ppl-stride", "eval ppl --model {m} --data {d} --lengths 64 --stride 500", "--stride 500 must be <= every --lengths value"),
     ("ppl-out-exists", f"{PPL} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("ppl-out-dir", f"{PPL} --out {{w}}/full", "--out {w}/full is a directory"),
-    ("ppl-out-under-file", f"{PPL} --out {{w}}/afile/res.json", "--out {w}/afile/res.json: directory {w}/afile is not a directory"),
-    ("ppl-out-missing-dir", f"{PPL} --out {{w}}/nodir/res.json", "directory {w}/nodir does not exist"),
+    ("ppl-out-under-file", f"{PPL} --out {{w}}/afile/res.json", "--out {w}/afile/res.json: {w}/afile is a file, not a directory"),
+    ("ppl-out-dangling-parent", f"{PPL} --out {{w}}/dangling/res.json", "--out {w}/dangling/res.json: {w}/dangling is a symbolic link to nothing"),
+    ("ppl-out-dot", f"{PPL} --out .", "--out '.': not a name"),
     ("ppl-data-empty", "eval ppl --model {m} --data {w}/empty --lengths 64 --stride 64", "--data {w}/empty: no documents found"),
     ("ppl-data-binary", "eval ppl --model {m} --data {w}/binary.txt --lengths 64 --stride 64", "--data {w}/binary.txt: looks like a binary file"),
     ("ppl-truncate", "eval ppl --model {m} --data {d} --truncate-to 1", "--truncate-to must be an integer >= 2"),
@@ -207,6 +216,8 @@ CASES = [
     ("report-not-a-result", "report {w}/unknown.json --out {o}", "RESULTS {w}/unknown.json: not a ropescale eval result"),
     ("report-incomplete-result", "report {w}/res.json --out {o}", "RESULTS: a result file lacks the field"),
     ("report-out-not-empty", "report {w}/res.json --out {w}/full", "--out {w}/full exists and is not empty"),
+    ("report-out-dangling", "report {w}/res.json --out {w}/dangling", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("report-out-loop", "report {w}/res.json --out {w}/loop", "--out {w}/loop: {w}/loop is a symbolic link loop"),
     ("report-out-under-file", "report {w}/res.json --out {w}/afile/r", "--out {w}/afile/r: {w}/afile is a file"),
     # demo
     ("demo-model", "demo --model foo --out {o}", "--model must be one of"),
@@ -247,6 +258,8 @@ def world(tmp_path_factory):
     (w / "full").mkdir()
     (w / "full" / "keep.txt").write_text("precious")
     (w / "outs").mkdir()  # the parent of every fresh output path
+    (w / "dangling").symlink_to(w / "nowhere")
+    (w / "loop").symlink_to(w / "loop")
     (w / "res.json").write_text('{"kind": "ppl"}\n')
     (w / "broken.json").write_text("{not json")
     (w / "unknown.json").write_text('{"colour": "red"}')
@@ -292,9 +305,13 @@ def listing(root) -> list[tuple]:
     """Every path under `root` with its kind, and for files their size and modification time."""
     rows = []
     for p in sorted(root.rglob("*")):
-        stat = p.stat()
+        stat = p.lstat()  # links that lead nowhere are part of the tree too
         rows.append(
-            (str(p.relative_to(root)), p.is_dir(), None if p.is_dir() else (stat.st_size, stat.st_mtime_ns))
+            (
+                str(p.relative_to(root)),
+                p.is_dir(),
+                None if p.is_dir() else (stat.st_size, stat.st_mtime_ns, stat.st_mode),
+            )
         )
     return rows
 
@@ -311,3 +328,28 @@ def test_bad_input(world, capsys, case, argv, expect):
     assert "error: " in err and "Traceback" not in err
     assert expect.format(**paths) in err
     assert listing(world) == before  # nothing written, moved or deleted, not even a temporary directory
+
+
+def test_written_weights_follow_the_umask(world, tmp_path):
+    """`train`'s final model and checkpoints and `extend`'s checkpoint: model.safetensors has the mode of the
+    run's other files (safetensors alone writes it 0600)."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert main(shlex.split(EXTEND.format(m=world / "model", o=tmp_path / "ext"))) == 0
+    for d in (world / "done", world / "done" / "checkpoints" / "step-0000002", tmp_path / "ext"):
+        for name in ("model.safetensors", "config.json"):
+            if (d / name).exists():
+                assert stat.S_IMODE((d / name).stat().st_mode) == 0o666 & ~mask, d / name
+
+
+def test_missing_parents_of_out_are_created_by_every_command(world, tmp_path, capsys):
+    """One rule (docs/design.md): a missing parent of --out is created, for a result file as for a
+    directory; `eval ppl` refused it while `extend` created it."""
+    ppl = PPL.format(m=world / "model", d=world / "corpus")
+    assert main(shlex.split(f"{ppl} --out {tmp_path}/new/deeper/res.json")) == 0
+    assert (tmp_path / "new" / "deeper" / "res.json").is_file()
+    assert main(shlex.split(EXTEND.format(m=world / "model", o=tmp_path / "a" / "b" / "ext"))) == 0
+    assert (tmp_path / "a" / "b" / "ext" / "config.json").is_file()
