@@ -112,9 +112,8 @@ def atomic_dir(out: Path, overwrite: bool = False, flag: str = "--out") -> Itera
     check_out_dir(out, overwrite, flag)
     with claim(out):
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        tmp.chmod(
-            0o777 & ~_umask()
-        )  # mkdtemp makes it private; the result should look like any other directory
+        # mkdtemp makes it private; the result should look like any other directory
+        tmp.chmod(0o777 & ~_umask())
         try:
             yield tmp
             follow_umask(tmp)
