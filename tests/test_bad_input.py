@@ -4,6 +4,7 @@ parent, is the same before and after). In-process through `ropescale.cli.main`, 
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -39,6 +40,13 @@ CASES = [
     ("config-missing", f"{EXTEND} --config {{w}}/nope.json", "--config {w}/nope.json: no such file"),
     ("config-not-json", f"{EXTEND} --config {{w}}/broken.json", "--config {w}/broken.json: not valid json"),
     ("config-unknown-key", f"{EXTEND} --config {{w}}/unknown.json", "unknown keys ['colour']"),
+    ("config-directory", f"{EXTEND} --config {{w}}/full", "--config {w}/full: a directory, not a JSON or TOML file"),
+    ("config-out-number", "extend {m} --method linear --factor 2 --config {w}/out-number.toml", "--config {w}/out-number.toml: out = 5: expected a string"),
+    ("config-rope-number", f"{EXTEND} --config {{w}}/rope-number.toml", "--config {w}/rope-number.toml: rope is a group of knobs"),
+    ("config-steps-float", f"{TRAIN} --config {{w}}/steps-float.json", "--config {w}/steps-float.json: steps = 1.5: expected an integer"),
+    ("config-bool", f"{EXTEND} --config {{w}}/overwrite-text.json", "--config {w}/overwrite-text.json: overwrite = 'yes': expected true or false"),
+    ("config-bad-factor-overridden", f"{EXTEND} --config {{w}}/factor-half.toml", "--config {w}/factor-half.toml: --factor must be >= 1, got 0.5"),
+    ("config-bad-method-overridden", f"{EXTEND} --config {{w}}/method-bad.json", "--config {w}/method-bad.json: --method must be one of"),
     # extend
     ("extend-method", "extend {m} --method ntk-by-parts --out {o}", "--method must be one of"),
     ("extend-factor-small", "extend {m} --method linear --factor 0.5 --out {o}", "--factor must be >= 1"),
@@ -214,7 +222,10 @@ CASES = [
     ("report-missing", "report {w}/nope.json --out {o}", "RESULTS {w}/nope.json: no such file"),
     ("report-not-json", "report {w}/broken.json --out {o}", "RESULTS {w}/broken.json: not a readable JSON file"),
     ("report-not-a-result", "report {w}/unknown.json --out {o}", "RESULTS {w}/unknown.json: not a ropescale eval result"),
-    ("report-incomplete-result", "report {w}/res.json --out {o}", "RESULTS: a result file lacks the field"),
+    ("report-incomplete-result", "report {w}/res.json --out {o}", "RESULTS {w}/res.json: a ppl result lacks the field"),
+    ("report-passkey-without-k", "report {w}/passkey-no-k.json --out {o}", "RESULTS {w}/passkey-no-k.json: a passkey result lacks the field 'k'"),
+    ("report-binary", "report {w}/binary.txt --out {o}", "RESULTS {w}/binary.txt: not a readable JSON file"),
+    ("report-directory", "report {w}/full --out {o}", "RESULTS {w}/full: a directory, not a result file"),
     ("report-out-not-empty", "report {w}/res.json --out {w}/full", "--out {w}/full exists and is not empty"),
     ("report-out-dangling", "report {w}/res.json --out {w}/dangling", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
     ("report-out-loop", "report {w}/res.json --out {w}/loop", "--out {w}/loop: {w}/loop is a symbolic link loop"),
@@ -262,7 +273,18 @@ def world(tmp_path_factory):
     (w / "loop").symlink_to(w / "loop")
     (w / "res.json").write_text('{"kind": "ppl"}\n')
     (w / "broken.json").write_text("{not json")
+    lengths = [{"length": 64, "k_max": 0, "accuracy": 0.5, "ks": [{"accuracy": 0.5}]}]
+    model = {"name": "m", "method": "none", "factor": 1.0, "window": 64, "original_window": 64}
+    (w / "passkey-no-k.json").write_text(
+        json.dumps({"kind": "passkey", "model": model, "lengths": lengths, "depths": []})
+    )
     (w / "unknown.json").write_text('{"colour": "red"}')
+    (w / "out-number.toml").write_text("out = 5\n")
+    (w / "rope-number.toml").write_text("rope = 3\n")
+    (w / "steps-float.json").write_text('{"steps": 1.5}')
+    (w / "overwrite-text.json").write_text('{"overwrite": "yes"}')
+    (w / "factor-half.toml").write_text("factor = 0.5\n")  # --factor 2 on the command line overrides it
+    (w / "method-bad.json").write_text('{"method": "ntk-by-parts"}')
     (w / "out-full.json").write_text(f'{{"out": "{w / "full"}"}}')
     (w / "broken.gguf").write_bytes(b"GGUF" + b"\x00garbage" * 50)
     _header_only_gguf(w / "header.gguf")

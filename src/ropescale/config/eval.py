@@ -216,5 +216,7 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         for path in self.results:
+            if Path(path).is_dir():
+                raise ValueError(f"RESULTS {path}: a directory, not a result file")
             if not Path(path).is_file():
                 raise ValueError(f"RESULTS {path}: no such file")
