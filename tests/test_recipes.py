@@ -183,7 +183,23 @@ def test_config_file_values_are_converted_like_flags(tmp_path):
     path.write_text('out = "o"\nfactor = 2\nmethod = "linear"\nlengths = [64, 128]\nstride = "32"\n')
     from_file = cli.parse(["eval", "ppl", "m", "--data", "d", "--config", str(path)])[1]
     from_flags = cli.parse(
-        ["eval", "ppl", "m", "--data", "d", "--out", "o", "--factor", "2.0", "--method", "linear", "--lengths", "64,128", "--stride", "32"]
+        [
+            "eval",
+            "ppl",
+            "m",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--factor",
+            "2.0",
+            "--method",
+            "linear",
+            "--lengths",
+            "64,128",
+            "--stride",
+            "32",
+        ]
     )[1]
     assert from_file == from_flags
     assert isinstance(from_file.rope.factor, float) and from_file.lengths == [64, 128]

@@ -39,6 +39,28 @@ def at_least(cfg: Any, low: float, *names: str, integer: bool = True) -> None:
                 raise ValueError(f"{flag} must be {what} >= {low:g}, got {v!r}")
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here (torch's at 2**64 - 1)
+FACTOR_MAX = 1024.0  # s = L'/L: 2M tokens from a 2k window; the theory's per-position tables stay in memory
+
+
+def in_range(cfg: Any, low: float, high: float, *names: str, integer: bool = True) -> None:
+    """`at_least`, and at most `high`: the documented range of a knob whose large values would overflow or
+    allocate without bound (seeds, theory's sizes); the error names the knob and the range."""
+    at_least(cfg, low, *names, integer=integer)
+    flags = {f.name: flag_of(f) for f in dataclasses.fields(cfg)}
+    for name in names:
+        value = getattr(cfg, name)
+        for v in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
+            if v > high:
+                what = "an integer" if integer else "a number"
+                raise ValueError(f"{flags[name]} must be {what} in [{_num(low)}, {_num(high)}], got {v!r}")
+
+
+def _num(x: float) -> str:
+    """4294967295 as written, 1e+12 as %g: the bound in an error reads as the flag's documentation."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e10 else f"{x:g}"
+
+
 def one_of(value: Any, choices: tuple[str, ...], flag: str) -> None:
     """The one choice check of every config: the error names the flag and the valid values."""
     if value not in choices:
@@ -60,7 +82,7 @@ class RopeScaling:
         flag="--method",
         choices=METHOD_NAMES,
     )
-    factor: float = knob(1.0, "scale factor s = L'/L (new window / original window), >= 1")
+    factor: float = knob(1.0, f"scale factor s = L'/L (new window / original window), in [1, {FACTOR_MAX:g}]")
     original_max_position_embeddings: int | None = knob(
         None, "original (pre-training) window L; default: the model's max_position_embeddings"
     )
@@ -98,6 +120,8 @@ class RopeScaling:
         one_of(self.rope_type, tuple(sorted(METHOD_NAMES)), "--method")
         if not isinstance(self.factor, (int, float)) or not math.isfinite(self.factor) or self.factor < 1:
             raise ValueError(f"--factor must be >= 1, got {self.factor}")
+        if self.factor > FACTOR_MAX:
+            raise ValueError(f"--factor must be in [1, {FACTOR_MAX:g}], got {self.factor:g}")
         orig = self.original_max_position_embeddings
         if orig is not None and (isinstance(orig, bool) or not isinstance(orig, int) or orig < 1):
             raise ValueError(f"--original-max-position-embeddings must be a positive integer, got {orig!r}")

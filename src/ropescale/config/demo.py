@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import knob, one_of
+from .base import SEED_MAX, in_range, knob, one_of
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -40,9 +40,10 @@ class DemoConfig:
         "so the demo's wall time does not include it) and exit",
     )
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
-    seed: int = knob(0, "seed of training order, passkey keys and bootstrap")
+    seed: int = knob(0, "seed of training order, passkey keys and bootstrap, 0..2**32-1")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         one_of(self.model, DEMO_MODELS, "--model")
         if self.full and self.model != "smollm2-135m":
             raise ValueError("--full applies to --model smollm2-135m only")

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob
+from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob
 
 MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
 DATA_HELP = (
@@ -34,13 +34,14 @@ class PplConfig:
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     batch_tokens: int = knob(16384, "at most this many tokens per forward pass (windows are batched)")
     bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
-    seed: int = knob(0, "seed of the bootstrap")
+    seed: int = knob(0, "seed of the bootstrap, 0..2**32-1")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         at_least(self, 2, "lengths")
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
@@ -71,7 +72,7 @@ class PasskeyConfig:
         None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
     )
     max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt")
-    seed: int = knob(0, "seed of the keys")
+    seed: int = knob(0, "seed of the keys, 0..2**32-1")
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -79,6 +80,7 @@ class PasskeyConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
         at_least(self, 64, "lengths")
@@ -109,7 +111,7 @@ class SummarizeConfig:
     max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)")
     temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
     top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
-    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap")
+    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap, 0..2**32-1")
     bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
     allow_extrapolation: bool = knob(False, "allow prompt + summary to exceed the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
@@ -118,6 +120,7 @@ class SummarizeConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         at_least(self, 1, "max_docs")
         at_least(self, 1, "max_input_tokens")
         at_least(self, 1, "max_new_tokens")
@@ -148,13 +151,14 @@ class HarnessConfig:
     split: str = knob("test", "split of a hub dataset")
     max_docs: int = knob(8, "built-in check: documents (each at least the window long, cut to it)")
     batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass")
-    seed: int = knob(0, "seed for the harness (sampling of few-shot examples)")
+    seed: int = knob(0, "seed for the harness (sampling of few-shot examples), 0..2**32-1")
     rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         if not self.ppl and not self.tasks:
             raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
         at_least(self, 0, "num_fewshot")
@@ -187,13 +191,16 @@ class RulerConfig:
     online: bool = knob(False, "allow the tasks that download data (Paul Graham essays, SQuAD, HotpotQA)")
     chat_template: bool = knob(False, "wrap prompts in the tokenizer's chat template (instruct models only)")
     batch_size: int = knob(1, "lm-evaluation-harness batch size")
-    seed: int = knob(0, "seed of the sample generators (python and numpy) and of lm-evaluation-harness")
+    seed: int = knob(
+        0, "seed of the sample generators (python and numpy) and of lm-evaluation-harness, 0..2**32-1"
+    )
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
         at_least(self, 1, "lengths", "samples", "batch_size")

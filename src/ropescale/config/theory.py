@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, one_of, resolve_path
+from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob, one_of, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -29,15 +29,17 @@ class TheoryConfig:
         None, "sample text file for the q/k vectors (default: Python's own textwrap.py, present everywhere)"
     )
     tokens: int = knob(
-        512, "sample-text tokens to run through the model (at most the window it was trained on)"
+        512, "sample-text tokens to run through the model (at most the window it was trained on; 2..131072)"
     )
-    pairs: int = knob(64, "number of sampled (query, key) position pairs whose a(s) is measured per head")
-    seed: int = knob(0, "seed for the sampled pairs and the Figure 2 targets")
+    pairs: int = knob(
+        64, "number of sampled (query, key) position pairs whose a(s) is measured per head (1..100000)"
+    )
+    seed: int = knob(0, "seed for the sampled pairs and the Figure 2 targets, 0..2**32-1")
     out: Path | None = knob(None, "also write the model report as JSON to this file")
     json: bool = knob(False, "print machine-readable JSON instead of tables")
-    head_dim: int = knob(128, "figures: head dimension d (paper: 128, LLaMA 7B)")
-    base: float = knob(10000.0, "figures: RoPE base c (paper: 10000)")
-    window: int = knob(2048, "figures: original window L (paper: 2048)")
+    head_dim: int = knob(128, "figures: head dimension d, even, 2..1024 (paper: 128, LLaMA 7B)")
+    base: float = knob(10000.0, "figures: RoPE base c, in (1, 1e12] (paper: 10000)")
+    window: int = knob(2048, "figures: original window L, 1..16384 (paper: 2048)")
     eps: float = knob(
         0.0, "figures: ridge eps of the Figure 2 fit (0 = plain least squares, as in the paper)"
     )
@@ -56,7 +58,7 @@ class TheoryConfig:
     compare: list[str] = knob(
         [], "--short-range: more models to compare with MODEL, comma-separated (each with its own scaling)"
     )
-    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles")
+    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles (1..4096)")
     local_within: int = knob(
         4, "--short-range: a head is local when most of its mass is on offsets 0..this (see --local-mass)"
     )
@@ -72,14 +74,18 @@ class TheoryConfig:
     overwrite: bool = knob(False, "replace --figures / --out / --plot if they exist")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         if self.model is None and self.figures is None:
             raise ValueError("give a MODEL to analyse, --figures DIR, or both")
-        at_least(self, 1, "pairs", "head_dim", "window")
-        at_least(self, 2, "tokens")
+        # documented ranges: the figures' and the sample's tables are held in memory
+        in_range(self, 1, 100_000, "pairs")
+        in_range(self, 1, 1024, "head_dim")
+        in_range(self, 1, 16_384, "window")
+        in_range(self, 2, 131_072, "tokens")
         if self.head_dim % 2:
             raise ValueError(f"--head-dim must be even, got {self.head_dim}")
-        if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and self.base > 1):
-            raise ValueError(f"--base must be a number > 1, got {self.base!r}")
+        if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and 1 < self.base <= 1e12):
+            raise ValueError(f"--base must be a number > 1 and <= 1e12, got {self.base!r}")
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
         one_of(self.fit_dtype, THEORY_FIT_DTYPES, "--fit-dtype")
@@ -96,7 +102,7 @@ class TheoryConfig:
         twice = sorted({m for m in self.compare if [self.model, *self.compare].count(m) > 1})
         if twice:
             raise ValueError(f"--compare {twice[0]}: listed twice (or it is MODEL)")
-        at_least(self, 1, "offsets")
+        in_range(self, 1, 4096, "offsets")
         at_least(self, 0, "local_within")
         check_thresholds(self.offsets, self.local_within, self.local_mass, self.keep_similarity)
         if self.short_range and self.tokens <= self.offsets:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import LoadOptions, RopeScaling, at_least, knob, one_of
+from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob, one_of
 
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
@@ -184,7 +184,7 @@ class TrainOptions:
     steps: int = knob(1000, "optimizer steps")
     batch_size: int = knob(64, "global batch in sequences (micro-batches x accumulation x processes)")
     micro_batch_size: int = knob(1, "sequences per forward/backward in each process")
-    seed: int = knob(0, "seed for initialisation, data order and passkey documents")
+    seed: int = knob(0, "seed for initialisation, data order and passkey documents, 0..2**32-1")
     resume: bool = knob(False, "continue from the newest checkpoint in --out (same rope, data and batch)")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     deterministic: bool = knob(
@@ -200,9 +200,9 @@ class TrainOptions:
     load: LoadOptions = knob(LoadOptions(), "loading")
 
     def __post_init__(self) -> None:
+        in_range(self, 0, SEED_MAX, "seed")
         at_least(self, 1, "steps", "batch_size", "micro_batch_size")
         at_least(self, 2, "seq_len")
-        at_least(self, 0, "seed")
         if self.batch_size % self.micro_batch_size:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --micro-batch-size ({self.micro_batch_size})"
