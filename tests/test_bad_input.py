@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 
 import pytest
 import torch
@@ -90,6 +91,8 @@ CASES = [
     ("inspect-factor", "inspect {m} --method yarn --factor 0", "--factor must be >= 1"),
     ("inspect-original-too-large", "inspect {m} --method linear --factor 2 --original-max-position-embeddings 999", "--original-max-position-embeddings 999 is larger"),
     ("inspect-header-only-gguf", "inspect {w}/header.gguf", "MODEL {w}/header.gguf: not a readable GGUF"),
+    ("inspect-own-factor-half", "inspect {w}/half", "MODEL {w}/half: its config's rope_parameters are not valid (factor must be >= 1, got 0.5)"),
+    ("extend-own-factor-half", "extend {w}/half --method linear --factor 2 --out {o}", "MODEL {w}/half: its config's rope_parameters"),
     ("inspect-device", "inspect {m} --device tpu9", "--device 'tpu9'"),
     # theory
     ("theory-nothing", "theory", "give a MODEL to analyse, --figures DIR, or both"),
@@ -260,6 +263,10 @@ def world(tmp_path_factory):
     w = tmp_path_factory.mktemp("world")
     torch.manual_seed(0)
     save_tiny_llama(LlamaForCausalLM(tiny_llama_config()).eval(), w / "model")
+    shutil.copytree(w / "model", w / "half")  # a checkpoint whose own config carries factor 0.5
+    config = json.loads((w / "half" / "config.json").read_text())
+    config["rope_parameters"] = {**config["rope_parameters"], "rope_type": "linear", "factor": 0.5}
+    (w / "half" / "config.json").write_text(json.dumps(config))
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50)).save_pretrained(w / "gpt2")
     (w / "corpus").mkdir()
     for i in range(3):

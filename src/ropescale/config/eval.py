@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob
 
-MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
+MODEL_HELP = "model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m"
 DATA_HELP = (
     "documents: pystdlib, shakespeare, a .txt/.jsonl/.parquet file or a directory of them, "
     "or hf:ORG/NAME[:CONFIG] (a cached datasets hub dataset)"

@@ -17,7 +17,7 @@ class TheoryConfig:
 
     model: str | None = knob(
         None,
-        "model to analyse (local directory, .gguf file, hub id, or smollm2-135m); optional with --figures",
+        "model to analyse (local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m); optional with --figures",
         positional=True,
     )
     figures: Path | None = knob(

@@ -319,7 +319,9 @@ class PositionOptions:
 class TrainConfig(TrainOptions):
     """ropescale train: fine-tune a model on long sequences with scaled (or plain) RoPE positions."""
 
-    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    model: str = knob(
+        help="model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m", positional=True
+    )
     rope: RopeScaling | None = knob(
         None, "scaling applied before training (--method none --factor S = direct fine-tuning at S x L)"
     )

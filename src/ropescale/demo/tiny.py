@@ -33,11 +33,12 @@ from ..config import (
     TrainConfig,
 )
 from ..config.flat import by_flag
+from ..models.load import BUILTIN_DIRS
 from . import ablation
 from .ablation import ShortRange
 from .evals import Evaluator, Row
 
-BASE_DIR = Path(__file__).parent / "base"
+BASE_DIR = BUILTIN_DIRS["tiny"]  # MODEL `tiny` in every command
 
 
 @dataclass(frozen=True)
