@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +20,14 @@ from ropescale.eval.ruler import (
     TASKS_DIR,
     effective_length,
     format_ruler,
+    punkt_model,
     resolve_tasks,
     run_ruler,
     summarize,
 )
+from ropescale.models.load import BUILTIN_DIRS
 
-DEMO = Path(__file__).parents[2] / "src" / "ropescale" / "demo" / "base"  # window 256, BPE tokenizer
+DEMO = BUILTIN_DIRS["tiny"]  # the shipped base model, wherever the package is: window 256, BPE tokenizer
 needs_ruler = pytest.mark.skipif(
     importlib.util.find_spec("lm_eval") is None or importlib.util.find_spec("wonderwords") is None,
     reason="needs lm-eval and wonderwords (pip install 'ropescale[ruler]')",
@@ -118,10 +119,23 @@ def _string_match_all(prediction: str, targets: list[str]) -> float:
     return 100.0 * sum(t.lower() in answer for t in targets) / len(targets)
 
 
+def _simple_evaluate(lm_eval, manager, tasks, length, n):
+    return lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(DEMO), "max_length": length, "dtype": "float32", "device": "cpu"},
+        tasks=tasks,
+        task_manager=manager,
+        limit=n,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        bootstrap_iters=0,
+    )
+
+
 @needs_ruler
 def test_scores_equal_lm_eval_simple_evaluate(tmp_path, monkeypatch):
     import lm_eval
-    import nltk
     from lm_eval.tasks import TaskManager
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -137,22 +151,14 @@ def test_scores_equal_lm_eval_simple_evaluate(tmp_path, monkeypatch):
     ours = run_ruler(cfg)
     assert json.loads((tmp_path / "r.json").read_text())["lengths"] == ours["lengths"]
 
-    # independent: lm-eval loads the model and tokenizer from the directory and picks the first n samples
-    monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(TASKS_DIR / "nltk_data")])
+    # independent: lm-eval loads the model and tokenizer from the directory and picks the first n samples;
+    # the sentence splitter is found as `eval ruler` finds it (an installed punkt_tab, else the package's
+    # own, wherever the package is installed), extending nltk's own search list in place
     manager = TaskManager(
         include_path=str(TASKS_DIR), metadata={"max_seq_lengths": [length], "tokenizer": str(DEMO)}
     )
-    theirs = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(DEMO), "max_length": length, "dtype": "float32", "device": "cpu"},
-        tasks=tasks,
-        task_manager=manager,
-        limit=n,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        bootstrap_iters=0,
-    )
+    with punkt_model():
+        theirs = _simple_evaluate(lm_eval, manager, tasks, length, n)
     row = ours["lengths"][0]
     for task in tasks:
         assert row["samples"][task] == n
