@@ -86,7 +86,7 @@ def test_task_sets():
         (["--tasks", "niah_single_1,nope"], "--tasks nope: not a RULER task; valid: ruler, niah_single_1"),
         (["--samples", "0"], "--samples must be an integer >= 1, got 0"),
         (["--lengths", "1024", "--tasks", "niah_single_1", "--no-allow-extrapolation"], "exceed the model's window 256"),
-        pytest.param(["--lengths", "200", "--tasks", "niah_single_1,ruler_vt"], "too short for niah_single_1 (needs",
+        pytest.param(["--lengths", "200", "--tasks", "niah_single_1,ruler_vt"], "too short for every task with this tokenizer: niah_single_1 (needs",
                      marks=needs_ruler),
     ],
 )  # fmt: skip
@@ -111,6 +111,34 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, c
     assert len(errors) == 1 and message in errors[0] and err.strip().endswith(errors[0])
     assert "Traceback" not in err
     assert not out.exists()
+
+
+@needs_ruler
+def test_tasks_that_fit_run_and_the_others_are_reported_skipped(tmp_path, capsys):
+    """`--lengths 200` fits ruler_fwe's prompt but not niah_single_1's: ruler_fwe is scored, niah_single_1 is
+    reported as skipped with the length its prompt needs (the whole run was refused before)."""
+    out = tmp_path / "r.json"
+    argv = [
+        "eval",
+        "ruler",
+        str(DEMO),
+        "--lengths",
+        "200",
+        "--tasks",
+        "niah_single_1,ruler_fwe",
+        "--samples",
+        "1",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    need = result["skipped"][0]["needs"]  # the prompt's length varies with the random needles drawn
+    assert need > 200 and result["skipped"] == [{"task": "niah_single_1", "length": 200, "needs": need}]
+    assert list(result["lengths"][0]["scores"]) == ["ruler_fwe"] and result["lengths"][0]["samples"] == {
+        "ruler_fwe": 1
+    }
+    assert result["lengths"][0]["average"] == result["lengths"][0]["scores"]["ruler_fwe"]
+    shown = capsys.readouterr().out
+    assert f"niah_single_1 (needs {need} tokens) at 200" in shown
 
 
 def _string_match_all(prediction: str, targets: list[str]) -> float:

@@ -132,20 +132,37 @@ def prompt_floor(task: str, tokenizer: Any, length: int, haystack: list[str]) ->
     return None
 
 
-def check_task_lengths(tasks: list[str], lengths: list[int], tokenizer: Any, haystack: list[str]) -> None:
-    """Refuse lengths too short for a task's prompt (one error naming every such task)."""
-    short = {}
+def plan_lengths(
+    tasks: list[str], lengths: list[int], tokenizer: Any, haystack: list[str]
+) -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
+    """({task: the lengths its prompt fits}, [{task, length, needs} for each pair skipped as too short]).
+    Raises ValueError (naming every task) when no task fits any length."""
+    fits: dict[str, list[int]] = {}
+    skipped = []
     for task in tasks:
         for n in lengths:
             floor = prompt_floor(task, tokenizer, n, haystack)
             if floor is not None and n < floor:
-                short[task] = min(short.get(task, floor), floor)
-    if short:
-        need = ", ".join(
-            f"{t} (needs {f} tokens)" if f < 10**9 else f"{t} (its 500-token example does not fit)"
-            for t, f in short.items()
+                skipped.append({"task": task, "length": n, "needs": floor if floor < 10**9 else None})
+            else:
+                fits.setdefault(task, []).append(n)
+    if not fits:
+        need: dict[str, int | None] = {}
+        for row in skipped:
+            need.setdefault(row["task"], row["needs"])
+        raise ValueError(
+            f"--lengths {','.join(map(str, lengths))}: too short for every task with this tokenizer: "
+            + ", ".join(_needs(t, f) for t, f in need.items())
         )
-        raise ValueError(f"--lengths {','.join(map(str, lengths))}: too short for {need} with this tokenizer")
+    return fits, skipped
+
+
+def _needs(task: str, floor: int | None) -> str:
+    return (
+        f"{task} (needs {floor} tokens)"
+        if floor is not None
+        else f"{task} (its 500-token example does not fit)"
+    )
 
 
 def build_tasks(tasks: list[str], lengths: list[int], tokenizer_dir: str, cfg) -> tuple[Any, dict[str, Any]]:
@@ -231,15 +248,27 @@ def run_ruler(cfg) -> dict[str, Any]:
     with punkt_model() as punkt, tempfile.TemporaryDirectory(prefix="ropescale-ruler-tok-") as tok_dir:
         from .ruler_tasks.ruler_local import haystack_words
 
-        check_task_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
+        fits, skipped = plan_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
         tokenizer.save_pretrained(tok_dir)  # lm-eval's generators load the tokenizer by name
-        built_at = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
-            manager, built = build_tasks(tasks, lengths, tok_dir, cfg)
-        build_s = round(time.perf_counter() - built_at, 3)
-        evaluated = evaluate_tasks(lm, manager, built, lengths, cfg)
+        groups: dict[tuple[int, ...], list[str]] = {}  # the tasks that fit the same lengths, built together
+        for task, fit in fits.items():
+            groups.setdefault(tuple(fit), []).append(task)
+        build_s, evaluated = 0.0, {"scores": {}, "samples": [], "eval_s": {}}
+        for fit, names in groups.items():
+            built_at = time.perf_counter()
+            with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
+                manager, built = build_tasks(names, list(fit), tok_dir, cfg)
+            build_s += round(time.perf_counter() - built_at, 3)
+            part = evaluate_tasks(lm, manager, built, list(fit), cfg)
+            evaluated["scores"].update(part["scores"])
+            evaluated["samples"] += part["samples"]
+            evaluated["eval_s"].update(part["eval_s"])
     result = {"kind": "ruler", "config": outputs.jsonable(cfg), "model": info, "tasks": tasks}
-    result.update(summarize(evaluated["scores"], evaluated["samples"], lengths, cfg.threshold))
+    measured = [n for n in lengths if any(n in fit for fit in fits.values())]
+    result.update(summarize(evaluated["scores"], evaluated["samples"], measured, cfg.threshold))
+    result["skipped"] = (
+        skipped  # (task, length) pairs too short for the task's prompt, with the length it needs
+    )
     result["local_haystack"] = (
         {"tasks": local, "corpus": cfg.haystack, "sentence_splitter": punkt} if local else None
     )
@@ -258,9 +287,9 @@ def summarize(
 ) -> dict:
     """Per length: each task's score, its sample count and the average over tasks; the effective length."""
     rows = []
-    for n in lengths:
-        by_task = {t: s[n] for t, s in scores.items()}
-        counts = {t: sum(1 for x in samples if x["task"] == t and x["length"] == n) for t in scores}
+    for n in lengths:  # the tasks skipped at a length (too short for them) are not in its row
+        by_task = {t: s[n] for t, s in scores.items() if n in s}
+        counts = {t: sum(1 for x in samples if x["task"] == t and x["length"] == n) for t in by_task}
         rows.append(
             {
                 "length": n,
@@ -293,7 +322,7 @@ def format_ruler(result: dict[str, Any]) -> str:
     m, rows = result["model"], result["lengths"]
     local = set((result.get("local_haystack") or {}).get("tasks", []))
     body = [
-        [f"{t} *" if t in local else t, *(f"{r['scores'][t]:.1f}" for r in rows)] for t in result["tasks"]
+        [f"{t} *" if t in local else t, *(_cell(r["scores"].get(t)) for r in rows)] for t in result["tasks"]
     ]
     body.append(["average", *(f"{r['average']:.1f}" for r in rows)])
     per = sorted({c for r in rows for c in r["samples"].values()})
@@ -305,9 +334,19 @@ def format_ruler(result: dict[str, Any]) -> str:
         + (str(eff) if eff is not None else f"none (below {rows[0]['length']})"),
         f"samples per task and length: {','.join(map(str, per))}; wall time {result['timings']['total_s']:.0f} s",
     ]
+    skipped = result.get("skipped") or []
+    if skipped:
+        parts.append(
+            "skipped (the length is too short for the task's prompt): "
+            + "; ".join(f"{_needs(r['task'], r['needs'])} at {r['length']}" for r in skipped)
+        )
     if local:
         lh = result["local_haystack"]
         parts.append(f"* local haystack ({lh['corpus']}; {lh['sentence_splitter']}), not the essays")
     if result.get("out"):
         parts.append(f"wrote {result['out']}")
     return "\n".join(parts)
+
+
+def _cell(score: float | None) -> str:
+    return "-" if score is None else f"{score:.1f}"
