@@ -110,6 +110,9 @@ CASES = [
     ("theory-out-exists", "theory {m} --out {w}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("theory-out-is-dir", "theory {m} --out {w}/full", "--out {w}/full is a directory"),
     ("theory-no-rope", "theory {w}/gpt2", "no rotary position embedding"),
+    ("theory-text-binary", "theory {m} --text {w}/binary.txt", "--text {w}/binary.txt: looks like a binary file"),
+    ("theory-text-directory", "theory {m} --text {w}/full", "--text {w}/full: a directory, not a text file"),
+    ("theory-text-empty", "theory {m} --text {w}/empty/blank.txt", "--text {w}/empty/blank.txt: empty (no text)"),
     ("theory-tokens", "theory {m} --tokens 1", "--tokens must be an integer >= 2"),
     # pretrain
     ("pretrain-seq-len", "pretrain --seq-len 1 --out {o}", "--seq-len must be an integer >= 2"),
