@@ -244,8 +244,8 @@ def _base() -> Path:
 
 
 def _train(ctx: Ctx, name: str, device: str, dtype: str, steps: int, **kw: Any) -> dict[str, Any]:
+    from ropescale.commands.train import run_train
     from ropescale.config import LoadOptions, RopeScaling, TrainConfig, build
-    from ropescale.train.run import run_train
 
     out = ctx.work / name
     base = dict(
@@ -384,10 +384,10 @@ def check_fsdp2_world1(ctx: Ctx) -> dict[str, Any]:
 
 
 def check_eval_gpu_vs_cpu(ctx: Ctx) -> dict[str, Any]:
+    from ropescale.commands.passkey import run_passkey
+    from ropescale.commands.ppl import run_ppl
     from ropescale.config import LoadOptions
     from ropescale.config.eval import PasskeyConfig, PplConfig
-    from ropescale.eval.passkey import run_passkey
-    from ropescale.eval.perplexity import run_ppl
 
     def ppl(device):
         cfg = PplConfig(model=str(_base()), data="pystdlib", lengths=[128, 256], stride=64, max_docs=4,

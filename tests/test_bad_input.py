@@ -260,8 +260,8 @@ def world(tmp_path_factory):
     """A scratch tree: a tiny model, a corpus, a finished training run, and files that are wrong on purpose."""
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
+    from ropescale.commands.train import run_train
     from ropescale.config import RopeScaling, TrainConfig, build
-    from ropescale.train.run import run_train
 
     w = tmp_path_factory.mktemp("world")
     torch.manual_seed(0)

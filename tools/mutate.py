@@ -111,7 +111,7 @@ MUTATIONS = [
     m("ppl-no-bos", "eval/perplexity.py",
       [("ids = tokenizer(text, add_special_tokens=True)", "ids = tokenizer(text, add_special_tokens=False)")],
       ["tests/eval/test_bos.py"]),
-    m("ppl-interval-collapsed", "eval/perplexity.py",
+    m("ppl-interval-collapsed", "commands/ppl.py",
       [('r["ci95"] = list(bootstrap_ci(nll, count, np.exp, cfg.bootstrap, cfg.seed))',
         'r["ci95"] = [r["ppl"], r["ppl"]]')], ["tests/eval/test_intervals.py"]),
     m("passkey-threshold-not-all-k", "eval/passkey.py",

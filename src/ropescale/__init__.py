@@ -5,11 +5,13 @@ The stable API (see docs/api.md): ``RopeScaling`` (a scaling), ``load_model`` / 
 returns the dict the CLI writes as JSON), and ``TINY_MODEL`` (the small checkpoint shipped for trying them).
 """
 
+from importlib.metadata import version
+
 from .api import TINY_MODEL, extend, inspect, load_model, passkey, perplexity, scale_model
 from .config import METHOD_NAMES, LoadOptions, RopeScaling
 from .rope import METHODS, RopeFreqs, compute_freqs
 
-__version__ = "0.1.0"
+__version__ = version(__name__)  # pyproject.toml's, as installed
 
 __all__ = [
     "METHODS",

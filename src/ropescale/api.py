@@ -1,5 +1,8 @@
 """The Python API: a few thin functions over the commands' ``run_*``, returning the dicts the CLI writes.
 
+Each function imports its command when called (a deferred import: `import ropescale` stays free of
+transformers, about a second).
+
 Each takes MODEL as the CLI does (a local checkpoint directory, a ``.gguf`` file, a hub id, or
 ``smollm2-135m``) and the command's flags as keyword arguments (``lengths=[2048, 4096]`` is
 ``--lengths 2048,4096``); the same validation applies, so a bad value raises ``ValueError`` naming the flag.
@@ -33,7 +36,7 @@ def load_model(
 ) -> tuple[Any, Any]:
     """(transformers model in eval mode, tokenizer), with `rope` applied (None keeps the model's own).
     `load` takes LoadOptions' fields: ``{"device": "cuda", "dtype": "bfloat16"}``."""
-    from .models.prepare import prepare_model
+    from .models.prepare import prepare_model  # deferred: see the module docstring
 
     m, tokenizer, _ = prepare_model(model, _load(load), rope)
     return m, tokenizer
@@ -43,7 +46,7 @@ def scale_model(model: Any, rope: RopeScaling) -> RopeScaling:
     """Apply `rope` to a loaded transformers model in place (config and rotary buffers, checked against
     ropescale's own frequencies); always relative to the unscaled model. Returns the scaling with the
     original window L filled in."""
-    from .models.scale import scale_model as scale
+    from .models.scale import scale_model as scale  # deferred: see the module docstring
 
     return scale(model, rope)
 
@@ -51,7 +54,7 @@ def scale_model(model: Any, rope: RopeScaling) -> RopeScaling:
 def extend(model: str, out: str | Path, rope: RopeScaling, **options: Any) -> dict[str, Any]:
     """`ropescale extend`: write a checkpoint to `out` whose config carries `rope` (stock transformers then
     loads it scaled). Options: overwrite, gguf, gguf_type, load."""
-    from .models.extend import run_extend
+    from .commands.extend import run_extend  # deferred: see the module docstring
 
     load = _load(options.pop("load", None))
     return run_extend(ExtendConfig(model=model, out=Path(out), rope=rope, load=load, **options))
@@ -59,7 +62,7 @@ def extend(model: str, out: str | Path, rope: RopeScaling, **options: Any) -> di
 
 def inspect(model: str, rope: RopeScaling | None = None, **options: Any) -> dict[str, Any]:
     """`ropescale inspect`: the model's RoPE scaling per dimension and whether its rotary module matches."""
-    from .models.inspect import run_inspect
+    from .commands.inspect import run_inspect  # deferred: see the module docstring
 
     load = _load(options.pop("load", None))
     return run_inspect(InspectConfig(model=model, rope=rope, load=load, **options))
@@ -68,7 +71,7 @@ def inspect(model: str, rope: RopeScaling | None = None, **options: Any) -> dict
 def perplexity(model: str, rope: RopeScaling | None = None, **options: Any) -> dict[str, Any]:
     """`ropescale eval ppl`: sliding-window perplexity per length (``result["lengths"][i]["ppl"]``, with a
     bootstrap ``ci95``). Options: the command's flags (data, lengths, stride, max_docs, out, ...)."""
-    from .eval.perplexity import run_ppl
+    from .commands.ppl import run_ppl  # deferred: see the module docstring
 
     load = _load(options.pop("load", None))
     return run_ppl(PplConfig(model=model, rope=rope, load=load, **options))
@@ -77,7 +80,7 @@ def perplexity(model: str, rope: RopeScaling | None = None, **options: Any) -> d
 def passkey(model: str, rope: RopeScaling | None = None, **options: Any) -> dict[str, Any]:
     """`ropescale eval passkey`: retrieval accuracy by distance k and the effective window k_max per length
     (``result["lengths"][i]["k_max"]``). Options: the command's flags (lengths, num_k, trials, depths, ...)."""
-    from .eval.passkey import run_passkey
+    from .commands.passkey import run_passkey  # deferred: see the module docstring
 
     load = _load(options.pop("load", None))
     return run_passkey(PasskeyConfig(model=model, rope=rope, load=load, **options))

@@ -1,6 +1,8 @@
-"""The only place that reads argv and prints. One entry point; subcommands map to run_* functions.
+"""The only place that reads argv and prints. One entry point; `COMMANDS` maps each subcommand to its
+config dataclass and a loader of its ``run_*`` and ``format_*`` (commands/, one module per verb).
 
-Each command is a config dataclass (config.py), a ``run_*(cfg) -> dict`` and a ``format_*(dict) -> str``.
+Each command is a config dataclass (config/), a ``run_*(cfg) -> result`` (a TypedDict) and a
+``format_*(result) -> str``.
 Flags are generated from the dataclass fields: a field's ``help`` is its --help text, nested dataclasses
 are flattened (so ``RopeScaling.factor`` is ``--factor``; config/flat.py holds the mapping) and headed
 groups in --help, bools get ``--x/--no-x``, lists are comma separated. Defaults come in layers: the
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -28,85 +31,146 @@ from .config.flat import keys as flat_keys
 @dataclass(frozen=True)
 class Command:
     config: type
-    run: str  # "module:function" returning a dict
-    format: str  # "module:function" turning that dict into text
+    load: Callable[[], tuple[Callable[[Any], Any], Callable[[Any], str]]]  # -> (run, format)
     help: str
     recipe: str | None = None  # a shipped recipe (config/flat.py) whose values are this command's defaults
+
+
+# One loader per command: its module is imported when the command runs, not for `--help` (most of them
+# import transformers, about a second); "go to definition" on a name below leads to the command's code.
+def _extend():
+    from .commands.extend import format_extend, run_extend
+
+    return run_extend, format_extend
+
+
+def _inspect():
+    from .commands.inspect import format_inspect, run_inspect
+
+    return run_inspect, format_inspect
+
+
+def _theory():
+    from .commands.theory import format_theory, run_theory
+
+    return run_theory, format_theory
+
+
+def _pretrain():
+    from .commands.train import format_train, run_pretrain
+
+    return run_pretrain, format_train
+
+
+def _train():
+    from .commands.train import format_train, run_train
+
+    return run_train, format_train
+
+
+def _ppl():
+    from .commands.ppl import format_ppl, run_ppl
+
+    return run_ppl, format_ppl
+
+
+def _passkey():
+    from .commands.passkey import format_passkey, run_passkey
+
+    return run_passkey, format_passkey
+
+
+def _summarize():
+    from .commands.summarize import format_summarize, run_summarize
+
+    return run_summarize, format_summarize
+
+
+def _harness():
+    from .commands.harness import format_harness, run_harness
+
+    return run_harness, format_harness
+
+
+def _ruler():
+    from .commands.ruler import format_ruler, run_ruler
+
+    return run_ruler, format_ruler
+
+
+def _demo():
+    from .demo import format_demo, run_demo
+
+    return run_demo, format_demo
+
+
+def _report():
+    from .commands.report import format_report, run_report
+
+    return run_report, format_report
 
 
 COMMANDS: dict[str, Command] = {
     "extend": Command(
         C.ExtendConfig,
-        "ropescale.models.extend:run_extend",
-        "ropescale.models.extend:format_extend",
+        _extend,
         "write a checkpoint whose config carries the RoPE scaling (stock transformers loads it scaled)",
     ),
     "inspect": Command(
         C.InspectConfig,
-        "ropescale.models.inspect:run_inspect",
-        "ropescale.models.inspect:format_inspect",
+        _inspect,
         "show a model's RoPE scaling per dimension and check the live rotary module matches its config",
     ),
     "theory": Command(
         C.TheoryConfig,
-        "ropescale.theory.report:run_theory",
-        "ropescale.theory.report:format_theory",
+        _theory,
         "the paper's interpolation vs extrapolation bounds measured on a model, and its Figures 2 and 5",
     ),
     "pretrain": Command(
         C.PretrainConfig,
-        "ropescale.train.run:run_pretrain",
-        "ropescale.train.run:format_train",
+        _pretrain,
         "train the built-in tiny LLaMA and its BPE tokenizer from scratch at a short window (CPU, minutes)",
         recipe="pretrain",
     ),
     "train": Command(
         C.TrainConfig,
-        "ropescale.train.run:run_train",
-        "ropescale.train.run:format_train",
+        _train,
         "fine-tune a model on long sequences with scaled RoPE (the paper's recipe; torchrun for FSDP)",
     ),
     # evaluation (eval/, report/)
     "eval ppl": Command(
         C.PplConfig,
-        "ropescale.eval.perplexity:run_ppl",
-        "ropescale.eval.perplexity:format_ppl",
+        _ppl,
         "sliding-window perplexity (Press et al., stride S) at one or more window lengths, with bootstrap confidence intervals",
     ),
     "eval passkey": Command(
         C.PasskeyConfig,
-        "ropescale.eval.passkey:run_passkey",
-        "ropescale.eval.passkey:format_passkey",
+        _passkey,
         "passkey retrieval (the paper's prompt): accuracy by distance k, effective window k_max, depth grid",
     ),
     "eval summarize": Command(
         C.SummarizeConfig,
-        "ropescale.eval.summarize:run_summarize",
-        "ropescale.eval.summarize:format_summarize",
+        _summarize,
         "long-document summarization with the paper's prompt and sampling, ROUGE-1/2/L vs references",
     ),
     "eval harness": Command(
         C.HarnessConfig,
-        "ropescale.eval.harness:run_harness",
-        "ropescale.eval.harness:format_harness",
+        _harness,
         "short-context regression: perplexity in the original window (and lm-evaluation-harness tasks) before vs after scaling",
     ),
     "eval ruler": Command(
         C.RulerConfig,
-        "ropescale.eval.ruler:run_ruler",
-        "ropescale.eval.ruler:format_ruler",
+        _ruler,
         "RULER (needle-in-a-haystack variants, variable tracking, word extraction) through lm-evaluation-harness: score per task and length, effective length",
     ),
     "demo": Command(
         C.DemoConfig,
-        "ropescale.demo:run_demo",
-        "ropescale.demo:format_demo",
+        _demo,
         "the paper's findings in miniature: tiny model extended 8x (PI vs direct fine-tuning), or SmolLM2 across methods",
     ),
     "report": Command(
         C.ReportConfig,
-        "ropescale.report.run:run_report",
-        "ropescale.report.run:format_report",
+        _report,
         "markdown tables in the paper's layout and PNG plots from eval result files",
     ),
 }
@@ -208,10 +272,8 @@ def _merge_aliases(args: argparse.Namespace, strict: bool) -> str | None:
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and each command's subparser, by command name."""
-    from . import __version__
-
     parser = _Parser(prog="ropescale", description="Extend the context window of RoPE language models.")
-    parser.add_argument("--version", action="version", version=f"ropescale {__version__}")
+    parser.add_argument("--version", action="version", version=f"ropescale {version('ropescale')}")
     groups = {"": parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)}
     leaves: dict[str, argparse.ArgumentParser] = {}
     for name, cmd in COMMANDS.items():
@@ -253,11 +315,6 @@ def _usage(cls: type) -> str:
         else:
             words.insert(0, name if required else f"[{name}]")
     return " ".join([*words, "[options]"])
-
-
-def _resolve(ref: str):
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def parse(argv: list[str] | None = None) -> tuple[str, Any]:
@@ -408,10 +465,9 @@ def main(argv: list[str] | None = None) -> int:
             name, cfg = parse(argv)
         except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
             return int(exit_.code or 0)
-        cmd = COMMANDS[name]
         _quiet_libraries()
-        result = _resolve(cmd.run)(cfg)
-        text = _resolve(cmd.format)(result)
+        run, format_ = COMMANDS[name].load()
+        text = format_(run(cfg))
     except KeyboardInterrupt:
         print("ropescale: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +204,8 @@ def environment(device: Any = None) -> dict[str, str]:
     import torch
     import transformers
 
-    from . import __version__
-
     return {
-        "ropescale": __version__,
+        "ropescale": version("ropescale"),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),

@@ -88,7 +88,7 @@ def test_digits_found_is_reported_but_never_decides_the_passkey_finding():
 
 
 def test_passkey_cells_show_k_max_exact_rate_and_digits_found():
-    from ropescale.demo.report import passkey_table, steps_tables
+    from ropescale.demo.markdown import passkey_table, steps_tables
 
     row = _row("pi_ft", "linear", 200, {S: 10.0}, {L: 256, S: 512})
     row.passkey_accuracy.update({L: 0.38, S: 0.125})

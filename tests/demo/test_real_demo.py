@@ -78,7 +78,7 @@ def test_quick_real_demo_end_to_end(quick):
 def test_gguf_is_converted_once_and_loads_in_stock_transformers(quick, cache, monkeypatch):
     from transformers import AutoConfig
 
-    from ropescale.models import extend, gguf_cache
+    from ropescale.demo import gguf_cache
 
     (entry,) = list(cache.iterdir())
     stamp = (entry / "model.safetensors").stat().st_mtime_ns
@@ -86,7 +86,7 @@ def test_gguf_is_converted_once_and_loads_in_stock_transformers(quick, cache, mo
     def no_second_conversion(cfg):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(extend, "run_extend", no_second_conversion)
+    monkeypatch.setattr(gguf_cache, "run_extend", no_second_conversion)
     assert gguf_cache.converted("smollm2-135m", cache) == entry
     assert (entry / "model.safetensors").stat().st_mtime_ns == stamp
     assert entry.name.endswith(gguf_cache.file_digest(gguf_cache.resolve_gguf("smollm2-135m")))

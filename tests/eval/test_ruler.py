@@ -13,16 +13,15 @@ import json
 import pytest
 
 from ropescale.cli import main
+from ropescale.commands.ruler import format_ruler, run_ruler
 from ropescale.config import RulerConfig
 from ropescale.eval.ruler import (
     LOCAL,
     NEEDS_NETWORK,
     TASKS_DIR,
     effective_length,
-    format_ruler,
     punkt_model,
     resolve_tasks,
-    run_ruler,
     summarize,
 )
 from ropescale.models.load import BUILTIN_DIRS

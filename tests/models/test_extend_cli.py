@@ -186,7 +186,7 @@ def test_failed_save_keeps_the_previous_result(tmp_path, tiny_llama_dir, capsys,
     def boom(*args, **kwargs):
         raise ValueError("disk full")
 
-    monkeypatch.setattr("ropescale.models.extend.verify_saved", boom)
+    monkeypatch.setattr("ropescale.commands.extend.verify_saved", boom)
     code, _, err = run(
         ["extend", tiny_llama_dir, "--method", "yarn", "--factor", "4", "--out", out, "--overwrite"], capsys
     )

@@ -10,11 +10,11 @@ from transformers import LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
 from ropescale import RopeScaling
+from ropescale.commands.theory import analyse
 from ropescale.models import scale_model
 from ropescale.theory import capture_qk, h_coefficients, max_abs_h, scores
 from ropescale.theory.bounds import triangle_bound
 from ropescale.theory.model import expand_kv, sample_pairs
-from ropescale.theory.report import analyse
 
 from ..conftest import tiny_llama_config
 

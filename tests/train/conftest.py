@@ -39,7 +39,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory, corpus):
     """(directory, pretrain result): the tiny model pre-trained for 12 steps at window 32."""
-    from ropescale.train.run import run_pretrain
+    from ropescale.commands.train import run_pretrain
 
     out = tmp_path_factory.mktemp("base") / "tiny"
     cfg = build(

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ropescale.commands import train as run_module
+from ropescale.commands.train import run_train
 from ropescale.config import LoadOptions, RopeScaling
 from ropescale.data.positions import Positions
 from ropescale.models.prepare import prepare_model
-from ropescale.train import run as run_module
 from ropescale.train.loss import CausalLMLoss, reference_loss
-from ropescale.train.run import run_train
 
 from .conftest import metrics, train_cfg
 

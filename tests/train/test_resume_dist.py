@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ropescale.commands.train import run_train
 from ropescale.config import RopeScaling
 from ropescale.train import checkpoint
-from ropescale.train.run import run_train
 
 from .conftest import metrics, train_cfg
 

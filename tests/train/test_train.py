@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from ropescale.cli import main
+from ropescale.commands.train import run_train
 from ropescale.config import RopeScaling
 from ropescale.data import BatchSampler, DataRequest, pack
 from ropescale.models import scale_model
-from ropescale.train.run import run_train
 
 from .conftest import metrics, train_cfg
 

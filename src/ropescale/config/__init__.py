@@ -1,15 +1,16 @@
 """Dataclasses for every knob. Each field's `help` is its one-line doc and its `--help` text.
 
-A field's metadata may also carry:
-  - ``flag``: the CLI spelling when it differs from ``--field-name`` (e.g. ``rope_type`` is ``--method``);
-  - ``positional``: the field is a positional argument.
-Validation lives in ``__post_init__`` and raises ``ValueError`` naming the flag.
+A field's metadata also carries its flag, whether it is positional, and its constraints (knobs.py lists
+them; ``check_knobs`` reads them). Cross-knob validation lives in ``__post_init__`` and raises
+``ValueError`` naming the flag. Building a config is pure: checks that need a model or the disk belong
+to the command.
 
-One module per group of commands: base (knob, RopeScaling, LoadOptions, extend, inspect), theory, train
+One module per group of commands: base (LoadOptions, extend, inspect; RopeScaling is rope/spec.py's), theory, train
 (pretrain, train and their groups of knobs), eval (eval ..., report), demo; flat (the flat names of nested
 configs that flags, --config files and recipes use, and `build` for Python callers).
 """
 
+from ..knobs import knob
 from .base import (
     DTYPES,
     GGUF_TYPES,
@@ -18,7 +19,6 @@ from .base import (
     InspectConfig,
     LoadOptions,
     RopeScaling,
-    knob,
     resolve_path,
 )
 from .demo import DEMO_MODELS, DemoConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import SEED_MAX, in_range, knob, one_of
+from ..knobs import check_seed, knob, one_of
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -43,7 +43,7 @@ class DemoConfig:
     seed: int = knob(0, "seed of training order, passkey keys and bootstrap, 0..2**32-1")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         one_of(self.model, DEMO_MODELS, "--model")
         if self.full and self.model != "smollm2-135m":
             raise ValueError("--full applies to --model smollm2-135m only")
@@ -55,13 +55,3 @@ class DemoConfig:
             )
         if self.base is not None and self.model != "tiny":
             raise ValueError("--base applies to --model tiny only")
-        if self.base is not None and not (Path(self.base) / "config.json").is_file():
-            raise ValueError(f"--base {self.base}: not a model directory (no config.json)")
-        if self.base is not None:
-            from ..models.load import load_config
-            from ..models.scale import rope_state
-
-            try:  # the demo extends it: it must be a RoPE model (read from its config alone)
-                rope_state(load_config(str(self.base)))
-            except ValueError as err:
-                raise ValueError(f"--base {self.base}: {err}") from None

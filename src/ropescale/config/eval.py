@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob
+from ..knobs import at_least, check_seed, knob
+from ..rope.spec import RopeScaling
+from .base import LoadOptions
 
 MODEL_HELP = "model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m"
 DATA_HELP = (
@@ -41,7 +43,7 @@ class PplConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         at_least(self, 2, "lengths")
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
@@ -80,7 +82,7 @@ class PasskeyConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
         at_least(self, 64, "lengths")
@@ -120,7 +122,7 @@ class SummarizeConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         at_least(self, 1, "max_docs")
         at_least(self, 1, "max_input_tokens")
         at_least(self, 1, "max_new_tokens")
@@ -158,7 +160,7 @@ class HarnessConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         if not self.ppl and not self.tasks:
             raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
         at_least(self, 0, "num_fewshot")
@@ -200,7 +202,7 @@ class RulerConfig:
     out: Path | None = knob(None, "write the result JSON here")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
         at_least(self, 1, "lengths", "samples", "batch_size")

@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..knobs import flag as flag  # re-exported: the CLI's and tools' spelling
+from ..knobs import flag_name
+
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
@@ -31,16 +34,6 @@ def unwrap_optional(tp: Any) -> tuple[Any, bool]:
         rest = [a for a in args if a is not type(None)]
         return (rest[0] if len(rest) == 1 else tp), True
     return tp, False
-
-
-def flag(f: dataclasses.Field) -> str:
-    """A knob's command-line spelling: `--method`, `--lr`."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-def flag_name(f: dataclasses.Field) -> str:
-    """A knob's flat key: its flag without the dashes, `method`, `passkey_fraction`."""
-    return flag(f).lstrip("-").replace("-", "_")
 
 
 def has_default(f: dataclasses.Field) -> bool:

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob, one_of, resolve_path
+from ..knobs import at_least, at_most, check_seed, knob, one_of
+from ..rope.resolution import check_resolution
+from ..rope.spec import RopeScaling
+from .base import LoadOptions, resolve_path
 
 THEORY_FIT_DTYPES = ("float32", "float64")
 
@@ -74,14 +77,18 @@ class TheoryConfig:
     overwrite: bool = knob(False, "replace --figures / --out / --plot if they exist")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         if self.model is None and self.figures is None:
             raise ValueError("give a MODEL to analyse, --figures DIR, or both")
         # documented ranges: the figures' and the sample's tables are held in memory
-        in_range(self, 1, 100_000, "pairs")
-        in_range(self, 1, 1024, "head_dim")
-        in_range(self, 1, 16_384, "window")
-        in_range(self, 2, 131_072, "tokens")
+        for name, low, high in (
+            ("pairs", 1, 100_000),
+            ("head_dim", 1, 1024),
+            ("window", 1, 16_384),
+            ("tokens", 2, 131_072),
+        ):
+            at_least(self, low, name)
+            at_most(self, high, name, low)
         if self.head_dim % 2:
             raise ValueError(f"--head-dim must be even, got {self.head_dim}")
         if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and 1 < self.base <= 1e12):
@@ -89,9 +96,6 @@ class TheoryConfig:
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
         one_of(self.fit_dtype, THEORY_FIT_DTYPES, "--fit-dtype")
-        from ..theory.resolution import check_resolution
-        from ..theory.short_range import check_thresholds
-
         check_resolution(self.angle_resolution)
         if not self.short_range:
             for name in ("compare", "plot"):
@@ -102,7 +106,8 @@ class TheoryConfig:
         twice = sorted({m for m in self.compare if [self.model, *self.compare].count(m) > 1})
         if twice:
             raise ValueError(f"--compare {twice[0]}: listed twice (or it is MODEL)")
-        in_range(self, 1, 4096, "offsets")
+        at_least(self, 1, "offsets")
+        at_most(self, 4096, "offsets", 1)
         at_least(self, 0, "local_within")
         check_thresholds(self.offsets, self.local_within, self.local_mass, self.keep_similarity)
         if self.short_range and self.tokens <= self.offsets:
@@ -111,3 +116,12 @@ class TheoryConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, resolve_path(value))
+
+
+def check_thresholds(max_offset: int, local_within: int, mass: float, keep: float) -> None:
+    if not 0 <= local_within <= max_offset:
+        raise ValueError(f"--local-within must be in [0, --offsets = {max_offset}], got {local_within}")
+    if not 0 < mass <= 1:
+        raise ValueError(f"--local-mass must be in (0, 1], got {mass}")
+    if not 0 <= keep <= 1:
+        raise ValueError(f"--keep-similarity must be in [0, 1], got {keep}")

@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import SEED_MAX, LoadOptions, RopeScaling, at_least, in_range, knob, one_of
+from ..knobs import at_least, check_seed, knob, one_of
+from ..rope.spec import RopeScaling
+from .base import LoadOptions
 
 TASKS = ("lm", "summarize")
 SCHEDULES = ("constant", "cosine")
@@ -200,7 +202,7 @@ class TrainOptions:
     load: LoadOptions = knob(LoadOptions(), "loading")
 
     def __post_init__(self) -> None:
-        in_range(self, 0, SEED_MAX, "seed")
+        check_seed(self)
         at_least(self, 1, "steps", "batch_size", "micro_batch_size")
         at_least(self, 2, "seq_len")
         if self.batch_size % self.micro_batch_size:

@@ -16,16 +16,30 @@ from typing import Any
 
 from .. import outputs
 from ..config import DemoConfig
+from ..models.load import load_config
+from ..models.scale import rope_state
+from .gguf_cache import converted
+from .real import MODEL, write_real
+from .tiny import BASE_DIR, write_tiny
+
+
+def check_base(base: Path) -> None:
+    """--base (tiny) names a RoPE model directory: read from its config alone, before any work."""
+    if not (Path(base) / "config.json").is_file():
+        raise ValueError(f"--base {base}: not a model directory (no config.json)")
+    try:  # the demo extends it: it must be a RoPE model
+        rope_state(load_config(str(base)))
+    except ValueError as err:
+        raise ValueError(f"--base {base}: {err}") from None
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
+    if cfg.base is not None:
+        check_base(cfg.base)
     start = time.perf_counter()
     if cfg.prepare:  # the set-up only: nothing is written under --out
-        from ..models.gguf_cache import converted
-        from .real import MODEL
-
         path = converted(MODEL, Path(cfg.cache_dir))
         return {"summary": f"{MODEL}: transformers checkpoint {path} ({time.perf_counter() - start:.0f} s)"}
     outputs.check_out_dir(cfg.out, cfg.overwrite)
@@ -41,12 +55,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             bar.update(1)
 
         if cfg.model == "tiny":
-            from .tiny import BASE_DIR, write_tiny
-
             result = write_tiny(Path(cfg.base or BASE_DIR), tmp, cfg, stage)
         else:
-            from .real import write_real
-
             result = write_real(tmp, cfg, stage)
         for junk in tmp.rglob("checkpoints"):  # resumable training state: large and not needed afterwards
             shutil.rmtree(junk, ignore_errors=True)

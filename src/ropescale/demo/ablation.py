@@ -20,6 +20,7 @@ import torch
 from ..config import LoadOptions, RopeScaling
 from ..report import plots
 from ..report.tables import fmt_ppl, markdown
+from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, resolution
 from ..theory.short_range import (
     KEEP_SIMILARITY,
     LOCAL_MASS,
@@ -183,7 +184,6 @@ def scale_lines(
     """The report's account of what the miniature shows about resolution, in its own numbers: what PI
     does to the fastest frequency at each s, how many of the base's local heads each model keeps, and the
     ablation's cells."""
-    from ..theory.resolution import DEFAULT_ANGLE_RESOLUTION, resolution
 
     factors = sorted({c.factor for c in cells}) or [8]
     res = [resolution(head_dim, base, RopeScaling("linear", float(s), window)) for s in factors]

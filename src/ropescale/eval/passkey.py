@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import prompts
+from .generate import eos_ids, generate
 
 THRESHOLD = 0.2  # the paper's success rate for "the model can still retrieve at distance k"
 
@@ -135,8 +136,6 @@ def run_trial(
 ) -> dict:
     """One prompt with `key` at distance k (clamped into the feasible range) or at a depth, greedy answer,
     scored by exact integer match."""
-    from .generate import eos_ids, generate
-
     ids = key_ids(tokenizer, key)
     lo, hi = k_range(pieces, ids, length)
     k_used = min(max(k, lo), hi) if depth is None else depth_to_k(pieces, ids, length, depth)
@@ -190,55 +189,3 @@ def evaluate_passkey(model: Any, tokenizer: Any, lengths: list[int], cfg, bar) -
                 {"length": length, **_cell(model, tokenizer, pieces, length, 1, j, cfg, bar, depth=depth)}
             )
     return results, grid
-
-
-def run_passkey(cfg) -> dict[str, Any]:
-    """`ropescale eval passkey`: accuracy per distance k and k_max at each length, plus a depth grid."""
-    from tqdm.auto import tqdm
-
-    from .. import outputs
-    from .common import finish, load_checked
-
-    start = time.perf_counter()
-    model, tokenizer, info, lengths = load_checked(cfg)
-    check_prompt_lengths(tokenizer, lengths)
-    total = len(lengths) * cfg.trials * (cfg.num_k + len(cfg.depths or []))
-    with tqdm(total=total, unit="prompt", desc="eval passkey", disable=None) as bar:
-        results, grid = evaluate_passkey(model, tokenizer, lengths, cfg, bar)
-    result = {
-        "kind": "passkey",
-        "config": outputs.jsonable(cfg),
-        "model": info,
-        "lengths": results,
-        "depths": grid,
-        "timings": {"load_s": info["load_s"], "total_s": round(time.perf_counter() - start, 3)},
-    }
-    return finish(result, cfg.out)
-
-
-def format_passkey(result: dict[str, Any]) -> str:
-    from .common import table
-
-    m = result["model"]
-    parts = [f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}"]
-    for r in result["lengths"]:
-        if not r["ks"]:
-            continue
-        trials = len(r["ks"][0]["trials"])
-        rows = [[c["k"], f"{c['correct']}/{trials}", f"{c['accuracy']:.0%}", f"{c['digits_found']:.0%}"]
-                for c in r["ks"]]  # fmt: skip
-        parts.append(
-            f"\nlength {r['length']}: k_max {r['k_max']}, mean accuracy {r['accuracy']:.0%}"
-            f" (key's digits in any order: {r['digits_found']:.0%})"
-        )
-        parts.append(table(["k", "correct", "accuracy", "digits any order"], rows))
-    if result["depths"]:
-        depths = sorted({c["depth"] for c in result["depths"]})
-        lengths = sorted({c["length"] for c in result["depths"]})
-        acc = {(c["length"], c["depth"]): c["accuracy"] for c in result["depths"]}
-        rows = [[n, *(f"{acc[(n, d)]:.0%}" for d in depths)] for n in lengths]
-        parts.append("\naccuracy by length x depth (0 = start of the text, 1 = end)")
-        parts.append(table(["length", *(f"{d:g}" for d in depths)], rows))
-    if result.get("out"):
-        parts.append(f"wrote {result['out']}")
-    return "\n".join(parts)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .harness import simple_evaluate, task_manager
 
 TASKS_DIR = Path(__file__).with_name("ruler_tasks")
 # lm-eval's `ruler` group, in its order; the tasks that download their data and what they download
@@ -102,7 +102,7 @@ def prompt_floor(task: str, tokenizer: Any, length: int, haystack: list[str]) ->
     from lm_eval.tasks.ruler import cwe_utils, fwe_utils, prepare_niah, vt_utils
     from lm_eval.tasks.ruler.niah_utils import TEMPLATE
 
-    from .ruler_tasks.ruler_local import NEEDLES
+    from .ruler_tasks.ruler_local import NEEDLES  # imports lm-eval (an optional extra)
 
     def count(text: str) -> int:
         return len(tokenizer(text).input_ids)
@@ -152,12 +152,12 @@ def plan_lengths(
             need.setdefault(row["task"], row["needs"])
         raise ValueError(
             f"--lengths {','.join(map(str, lengths))}: too short for every task with this tokenizer: "
-            + ", ".join(_needs(t, f) for t, f in need.items())
+            + ", ".join(describe_need(t, f) for t, f in need.items())
         )
     return fits, skipped
 
 
-def _needs(task: str, floor: int | None) -> str:
+def describe_need(task: str, floor: int | None) -> str:
     return (
         f"{task} (needs {floor} tokens)"
         if floor is not None
@@ -168,8 +168,6 @@ def _needs(task: str, floor: int | None) -> str:
 def build_tasks(tasks: list[str], lengths: list[int], tokenizer_dir: str, cfg) -> tuple[Any, dict[str, Any]]:
     """(TaskManager, {name: lm-eval Task}) with every task's samples generated at `lengths`, after seeding
     python and numpy with cfg.seed as lm_eval.simple_evaluate does (so its samples are the same)."""
-    from .harness import task_manager
-
     metadata = {"max_seq_lengths": list(lengths), "tokenizer": tokenizer_dir, "haystack": cfg.haystack}
     manager = task_manager(str(TASKS_DIR), metadata)
     random.seed(cfg.seed)
@@ -207,8 +205,6 @@ def _samples(task: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def evaluate_tasks(lm: Any, manager: Any, built: dict[str, Any], lengths: list[int], cfg) -> dict[str, Any]:
     """lm_eval.simple_evaluate per task on the chosen samples: scores {task: {length: 0-100}}, samples."""
-    from .harness import simple_evaluate
-
     scores, samples, seconds = {}, [], {}
     for name, task in built.items():
         start = time.perf_counter()
@@ -226,60 +222,6 @@ def evaluate_tasks(lm: Any, manager: Any, built: dict[str, Any], lengths: list[i
         scores[name] = {n: 100.0 * float(out["results"][name][f"{n},none"]) for n in lengths}
         samples += _samples(name, out["samples"][name])
     return {"scores": scores, "samples": samples, "eval_s": seconds}
-
-
-def run_ruler(cfg) -> dict[str, Any]:
-    """`ropescale eval ruler`: RULER's tasks at each length, the average per length, the effective length."""
-    from .. import outputs
-    from .common import check_lengths, finish, load_for_eval
-    from .harness import harness_lm
-
-    if cfg.out is not None:
-        outputs.check_out_file(cfg.out)
-    tasks = resolve_tasks(cfg.tasks, cfg.online)
-    start = time.perf_counter()
-    model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
-    lengths = sorted(cfg.lengths or [info["window"]])
-    check_lengths(lengths, info, cfg.allow_extrapolation)
-    if cfg.chat_template and not getattr(tokenizer, "chat_template", None):
-        raise ValueError("--chat-template: the tokenizer has no chat template (a base model)")
-    lm = harness_lm(model, tokenizer, cfg.batch_size, max(lengths), "eval ruler", "ruler")
-    local = [t for t in tasks if t in LOCAL]
-    with punkt_model() as punkt, tempfile.TemporaryDirectory(prefix="ropescale-ruler-tok-") as tok_dir:
-        from .ruler_tasks.ruler_local import haystack_words
-
-        fits, skipped = plan_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
-        tokenizer.save_pretrained(tok_dir)  # lm-eval's generators load the tokenizer by name
-        groups: dict[tuple[int, ...], list[str]] = {}  # the tasks that fit the same lengths, built together
-        for task, fit in fits.items():
-            groups.setdefault(tuple(fit), []).append(task)
-        build_s, evaluated = 0.0, {"scores": {}, "samples": [], "eval_s": {}}
-        for fit, names in groups.items():
-            built_at = time.perf_counter()
-            with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
-                manager, built = build_tasks(names, list(fit), tok_dir, cfg)
-            build_s += round(time.perf_counter() - built_at, 3)
-            part = evaluate_tasks(lm, manager, built, list(fit), cfg)
-            evaluated["scores"].update(part["scores"])
-            evaluated["samples"] += part["samples"]
-            evaluated["eval_s"].update(part["eval_s"])
-    result = {"kind": "ruler", "config": outputs.jsonable(cfg), "model": info, "tasks": tasks}
-    measured = [n for n in lengths if any(n in fit for fit in fits.values())]
-    result.update(summarize(evaluated["scores"], evaluated["samples"], measured, cfg.threshold))
-    result["skipped"] = (
-        skipped  # (task, length) pairs too short for the task's prompt, with the length it needs
-    )
-    result["local_haystack"] = (
-        {"tasks": local, "corpus": cfg.haystack, "sentence_splitter": punkt} if local else None
-    )
-    result["samples"] = evaluated["samples"]
-    result["timings"] = {
-        "load_s": info["load_s"],
-        "build_s": build_s,
-        "eval_s": evaluated["eval_s"],
-        "total_s": round(time.perf_counter() - start, 3),
-    }
-    return finish(result, cfg.out, _versions())
 
 
 def summarize(
@@ -304,49 +246,3 @@ def summarize(
         "threshold": threshold,
         "effective_length": effective_length(averages, threshold),
     }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for package in ("lm_eval", "nltk", "wonderwords", "datasets"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[package] = version(package)
-    return out
-
-
-def format_ruler(result: dict[str, Any]) -> str:
-    from .common import table
-
-    m, rows = result["model"], result["lengths"]
-    local = set((result.get("local_haystack") or {}).get("tasks", []))
-    body = [
-        [f"{t} *" if t in local else t, *(_cell(r["scores"].get(t)) for r in rows)] for t in result["tasks"]
-    ]
-    body.append(["average", *(f"{r['average']:.1f}" for r in rows)])
-    per = sorted({c for r in rows for c in r["samples"].values()})
-    eff = result["effective_length"]
-    parts = [
-        f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}",
-        table(["task", *(str(r["length"]) for r in rows)], body),
-        f"effective length (average > {result['threshold']:g}): "
-        + (str(eff) if eff is not None else f"none (below {rows[0]['length']})"),
-        f"samples per task and length: {','.join(map(str, per))}; wall time {result['timings']['total_s']:.0f} s",
-    ]
-    skipped = result.get("skipped") or []
-    if skipped:
-        parts.append(
-            "skipped (the length is too short for the task's prompt): "
-            + "; ".join(f"{_needs(r['task'], r['needs'])} at {r['length']}" for r in skipped)
-        )
-    if local:
-        lh = result["local_haystack"]
-        parts.append(f"* local haystack ({lh['corpus']}; {lh['sentence_splitter']}), not the essays")
-    if result.get("out"):
-        parts.append(f"wrote {result['out']}")
-    return "\n".join(parts)
-
-
-def _cell(score: float | None) -> str:
-    return "-" if score is None else f"{score:.1f}"

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from .. import prompts
+from .common import bootstrap_ci
+from .generate import eos_ids, generate
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -43,8 +45,6 @@ def rouge_scores(prediction: str, reference: str) -> dict[str, dict[str, float]]
 
 def aggregate(per_doc: list[dict[str, dict[str, float]]], samples: int = 1000, seed: int = 0) -> dict:
     """Mean precision/recall/F over documents (x100) and a bootstrap 95% interval of the mean F."""
-    from .common import bootstrap_ci
-
     out = {}
     for kind in ROUGE_TYPES:
         f = np.array([d[kind]["f"] for d in per_doc]) * 100
@@ -59,8 +59,6 @@ def aggregate(per_doc: list[dict[str, dict[str, float]]], samples: int = 1000, s
 
 def summarize_one(model: Any, tokenizer: Any, index: int, record: dict[str, str], cfg) -> dict[str, Any]:
     """Generate a summary of one record and score it."""
-    from .generate import eos_ids, generate
-
     ids, cut = prompt_ids(tokenizer, record[cfg.report_field], cfg.max_input_tokens)
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
     start = time.perf_counter()
@@ -84,60 +82,3 @@ def summarize_one(model: Any, tokenizer: Any, index: int, record: dict[str, str]
         "rouge": rouge_scores(prediction, record[cfg.summary_field]),
         "seconds": round(time.perf_counter() - start, 3),
     }
-
-
-def run_summarize(cfg) -> dict[str, Any]:
-    """`ropescale eval summarize`: sample a summary per document, ROUGE against the references."""
-    from itertools import islice
-
-    from tqdm.auto import tqdm
-
-    from .. import outputs
-    from ..data.corpora import load_records
-    from .common import check_lengths, finish, load_for_eval
-
-    if cfg.out is not None:
-        outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
-    rouge_scores("a", "a")  # fail on a missing rouge-score before the slow part
-    start = time.perf_counter()
-    records = load_records(cfg.data, (cfg.report_field, cfg.summary_field), cfg.split)
-    records = list(islice(records, cfg.max_docs))
-    if not records:
-        raise ValueError(f"--data {cfg.data}: no records")
-    model, tokenizer, info = load_for_eval(cfg.model, cfg.load, cfg.rope)
-    overhead = len(prompt_ids(tokenizer, "", 0)[0])
-    what = f"prompt + summary tokens (--max-input-tokens + {overhead} + --max-new-tokens)"
-    check_lengths([cfg.max_input_tokens + overhead + cfg.max_new_tokens], info, cfg.allow_extrapolation, what)
-    items = [
-        summarize_one(model, tokenizer, i, r, cfg)
-        for i, r in enumerate(tqdm(records, unit="doc", desc="eval summarize", disable=None))
-    ]
-    result = {
-        "kind": "summarize",
-        "config": outputs.jsonable(cfg),
-        "model": info,
-        "data": {"spec": cfg.data, "documents": len(items)},
-        "rouge": aggregate([it["rouge"] for it in items], cfg.bootstrap, cfg.seed),
-        "per_document": items,
-        "timings": {"load_s": info["load_s"], "total_s": round(time.perf_counter() - start, 3)},
-    }
-    return finish(result, cfg.out)
-
-
-def format_summarize(result: dict[str, Any]) -> str:
-    from .common import table
-
-    m, d = result["model"], result["data"]
-    rows = [
-        [
-            k.upper().replace("ROUGEL", "ROUGE-L").replace("ROUGE1", "ROUGE-1").replace("ROUGE2", "ROUGE-2"),
-            f"{v['f']:.2f}",
-            f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]",
-            f"{v['p']:.2f}",
-            f"{v['r']:.2f}",
-        ]
-        for k, v in result["rouge"].items()
-    ]
-    head = f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}  |  {d['documents']} documents from {d['spec']}"
-    tail = f"\nwrote {result['out']}" if result.get("out") else ""
-    return f"{head}\n{table(['metric', 'F', '95% CI', 'P', 'R'], rows)}{tail}"

@@ -17,6 +17,9 @@ import torch
 import transformers
 from torch import nn
 
+from ..rope import base_inv_freq, compute_freqs
+from ..rope.spec import RopeScaling
+
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 
@@ -278,9 +281,6 @@ def _llama3_from_rope_freqs(rope: Any, base: float, context_length: int) -> dict
     import math
 
     import numpy as np
-
-    from ..config import RopeScaling
-    from ..rope import base_inv_freq, compute_freqs
 
     divisors = np.array(rope.tensors["rope_freqs"], dtype=np.float64)
     dim = 2 * len(divisors)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..rope import METHODS
+
 FACTOR_TENSORS = ("rope_freqs", "rope_factors_long", "rope_factors_short")
 
 
@@ -74,8 +76,6 @@ def require_converter() -> None:
 
 def check_model_exportable(rope_type: str, model_type: str) -> None:
     """Refuse a method llama.cpp runs only for other architectures (LongRoPE: Phi-3 only)."""
-    from ..rope import METHODS
-
     reason = METHODS[rope_type].gguf_model_refusal(model_type)
     if reason:
         raise ValueError(f"--gguf with --method {rope_type}: {reason} for llama.cpp")

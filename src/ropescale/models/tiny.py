@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..config.train import check_head_dim
+
 EOS = "<|endoftext|>"
 
 
@@ -43,8 +45,6 @@ def tiny_config(
     """The `tiny` LlamaConfig (window = max_position_embeddings = L). `head_dim` 0 means hidden / heads;
     a larger one gives each head more rotary frequencies at the same width (LLaMA's heads have 128)."""
     from transformers import LlamaConfig
-
-    from ..config.train import check_head_dim
 
     if (not head_dim and hidden_size % num_heads) or num_heads % num_kv_heads:
         raise ValueError(

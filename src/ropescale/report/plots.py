@@ -10,7 +10,8 @@ from typing import Any
 from .tables import row_label
 
 
-def _figure(width: float = 7.0, height: float = 4.5):
+def figure(width: float = 7.0, height: float = 4.5):
+    """A matplotlib Figure on the Agg canvas (no pyplot state); ValueError when matplotlib is missing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -70,7 +71,7 @@ def _title(ax, text: str, shared: str) -> None:
 
 def ppl_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Perplexity vs evaluation length, one line per model/method; log y when values span > 10x."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     lines: dict[tuple, dict[int, float]] = defaultdict(dict)
     described: dict[tuple, dict[str, str]] = {}
@@ -105,7 +106,7 @@ def ppl_plot(results: list[dict[str, Any]], path: Path) -> Path:
 def position_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Perplexity by position of the scored token inside its window, one line per model/method/length:
     where in the window extrapolation breaks down (log y when values span > 10x)."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     curves = []  # (parts, points, window)
     for r in results:
@@ -132,7 +133,7 @@ def position_plot(results: list[dict[str, Any]], path: Path) -> Path:
 
 def passkey_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """Passkey accuracy vs distance k, one line per model/method/prompt length."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     curves = []  # (parts, cell)
     for r in results:
@@ -157,7 +158,7 @@ def depth_heatmap(result: dict[str, Any], path: Path) -> Path:
     lengths = sorted({c["length"] for c in result["depths"]})
     acc = {(c["length"], c["depth"]): c["accuracy"] for c in result["depths"]}
     grid = [[acc.get((n, d), float("nan")) for n in lengths] for d in depths]
-    fig = _figure(max(4.0, 1.2 * len(lengths) + 2), max(3.0, 0.5 * len(depths) + 1.8))
+    fig = figure(max(4.0, 1.2 * len(lengths) + 2), max(3.0, 0.5 * len(depths) + 1.8))
     ax = fig.add_subplot()
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
     for i, row in enumerate(grid):
@@ -177,7 +178,7 @@ def depth_heatmap(result: dict[str, Any], path: Path) -> Path:
 
 def ruler_plot(results: list[dict[str, Any]], path: Path) -> Path:
     """RULER average score vs length, one line per model/method, with the effective-length threshold."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     labels, shared = line_labels([_parts(r["model"]) for r in results]) if results else ([], "")
     for r, label in zip(results, labels, strict=True):

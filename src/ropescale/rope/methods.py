@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-if TYPE_CHECKING:  # config imports this module for the method names and defaults
-    from ..config import RopeScaling
+if TYPE_CHECKING:  # spec.py imports this module for the method names and defaults
+    from .spec import RopeScaling
 
 
 class RopeFreqs(NamedTuple):

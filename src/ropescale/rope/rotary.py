@@ -7,14 +7,12 @@ in two halves and dimension i pairs x[i] with x[i + d/2] ("rotate_half").
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .methods import base_inv_freq, compute_freqs
-
-if TYPE_CHECKING:
-    from ..config import RopeScaling
+from .spec import RopeScaling
 
 
 def cos_sin(

@@ -26,7 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config.theory import check_thresholds
 from ..models import compat
+from ..models.prepare import prepare_model
+from ..report import plots
 from .model import attention_modules
 
 LOCAL_WITHIN = 4
@@ -107,15 +110,6 @@ def local_mass(profiles: torch.Tensor, local_within: int = LOCAL_WITHIN) -> torc
     return profiles[..., : local_within + 1].sum(-1)
 
 
-def check_thresholds(max_offset: int, local_within: int, mass: float, keep: float) -> None:
-    if not 0 <= local_within <= max_offset:
-        raise ValueError(f"--local-within must be in [0, --offsets = {max_offset}], got {local_within}")
-    if not 0 < mass <= 1:
-        raise ValueError(f"--local-mass must be in (0, 1], got {mass}")
-    if not 0 <= keep <= 1:
-        raise ValueError(f"--keep-similarity must be in [0, 1], got {keep}")
-
-
 def compare_profiles(
     profiles: torch.Tensor,
     reference: torch.Tensor,
@@ -164,7 +158,6 @@ def compare_profiles(
 
 def measure(name: str, rope: Any, input_ids: torch.Tensor, max_offset: int, load: Any) -> torch.Tensor:
     """Load model `name` (with scaling `rope`, or its own when None), measure its profiles, free it."""
-    from ..models.prepare import prepare_model
 
     model, _, _ = prepare_model(name, load, rope)
     try:
@@ -226,12 +219,11 @@ def fmt3(x: float | None) -> str:
 def profiles_plot(profiles: dict[str, torch.Tensor], path: Path) -> Path:
     """One heatmap per model, side by side: rows = layer.head, columns = offsets 0..K, colour = mean mass
     (one colour scale for all)."""
-    from ..report import plots
 
     first = next(iter(profiles.values()))
     layers, heads, offsets = first.shape
     rows = layers * heads
-    fig = plots._figure(min(3.2 * len(profiles) + 1.5, 24), min(max(3.0, 0.12 * rows + 1.8), 20))
+    fig = plots.figure(min(3.2 * len(profiles) + 1.5, 24), min(max(3.0, 0.12 * rows + 1.8), 20))
     fig.set_layout_engine("constrained")
     axes = fig.subplots(1, len(profiles), squeeze=False)[0]
     vmax = max(p.max().item() for p in profiles.values())

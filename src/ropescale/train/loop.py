@@ -33,7 +33,7 @@ class NonFiniteLoss(ValueError):
 
 @dataclass
 class Job:
-    """What the loop needs; built by the command (`ropescale.train.run`)."""
+    """What the loop needs; built by the command (`ropescale.commands.train`)."""
 
     root: nn.Module  # CausalLMLoss, possibly FSDP-sharded
     optimizer: torch.optim.Optimizer

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import plots, tables
+from .. import outputs
+from ..report import plots, tables
 
 KINDS = ("ppl", "passkey", "summarize", "harness", "ruler")
 
@@ -38,7 +39,6 @@ TABLES = {
 
 
 def run_report(cfg) -> dict[str, Any]:
-    from .. import outputs
 
     outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..commands.report import load_results
 from ..report import plots
-from ..report.run import load_results
 from ..report.tables import fmt_ppl, markdown
 from .evals import Row
 

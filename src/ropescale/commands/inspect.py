@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 from ..config import InspectConfig
+from ..models import compat
+from ..models.export import serving_flags
+from ..models.load import rope_source
+from ..models.prepare import prepare_model
+from ..models.scale import check_rotary, rope_state
 from ..rope import dimension_table
-from ..theory.resolution import format_resolution, resolution
-from . import compat
-from .export import serving_flags
-from .load import rope_source
-from .prepare import prepare_model
-from .scale import check_rotary, rope_state
+from ..rope.resolution import format_resolution, resolution
 
 
 def run_inspect(cfg: InspectConfig) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from ..data.corpora import read_text_file
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
 from ..rope import base_inv_freq
-from .bounds import (
+from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
+from ..theory.bounds import (
     B_theta,
     interpolation_bound_corrected_worst,
     interpolation_bound_worst,
@@ -22,11 +23,10 @@ from .bounds import (
     ratio_lower_bound_corrected,
     triangle_bound,
 )
-from .figures import write_figures
-from .generalised import regime, scaled_theta, windows
-from .model import capture_qk, layer_stats, sample_pairs
-from .resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
-from .short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
+from ..theory.figures import write_figures
+from ..theory.generalised import regime, scaled_theta, windows
+from ..theory.model import capture_qk, layer_stats, sample_pairs
+from ..theory.short_range import attention_profiles, format_short_range, profiles_plot, short_range_rows
 
 
 def default_text() -> Path:

@@ -24,12 +24,16 @@ import torch
 from .. import outputs
 from ..config import LoraOptions, Objective, PretrainConfig, TrainConfig, TrainOptions
 from ..data import BatchSampler, DataRequest, PasskeyMaker, pack, validation_batches
-from ..data.corpora import load_records
+from ..data.corpora import load_documents, load_records
+from ..data.passkey import passkey_text
 from ..data.positions import Positions
 from ..models import ScalingPlan, compat, rope_state
-from . import checkpoint, dist, loop
-from .loss import CausalLMLoss
-from .optim import make_optimizer, make_scheduler
+from ..models.prepare import prepare_model
+from ..models.tiny import build_tiny, tiny_config, train_tokenizer
+from ..train import checkpoint, dist, loop
+from ..train.lora import add_lora, merged
+from ..train.loss import CausalLMLoss
+from ..train.optim import make_optimizer, make_scheduler
 
 
 def _recipe(cfg: TrainOptions) -> dict[str, Any]:
@@ -176,7 +180,6 @@ def _cleanup_on_failure(start: Start, d: dist.Dist):
 
 def run_train(cfg: TrainConfig) -> dict[str, Any]:
     """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
-    from ..models.prepare import prepare_model
 
     who = Trainee(cfg.model, cfg.objective, cfg.lora)
     start = _start_out(cfg, who)
@@ -190,8 +193,6 @@ def run_train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.memory.activation_checkpointing:
         compat.set_activation_checkpointing(lm, True, cfg.memory.checkpoint_every_n_layers)
     if cfg.lora.enabled:
-        from .lora import add_lora
-
         lm = add_lora(lm, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets)
     _open_work(start, cfg, d)
     with _cleanup_on_failure(start, d):
@@ -237,7 +238,6 @@ def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
 
 def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train the `tiny` model and its tokenizer from scratch at window L = --seq-len."""
-    from ..models.tiny import build_tiny, tiny_config
 
     shape = dict(window=cfg.seq_len, **dataclasses.asdict(cfg.shape))
     tiny_config(cfg.tokenizer.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
@@ -260,10 +260,6 @@ def _pretrain_tokenizer(cfg: PretrainConfig, work: Path, d: dist.Dist) -> Any:
     """Train the BPE tokenizer on the corpus (plus passkey documents when they are mixed in), or reuse the
     one saved when this run started (--resume). Rank 0 trains it, the others read it back."""
     from transformers import PreTrainedTokenizerFast
-
-    from ..data.corpora import load_documents
-    from ..data.passkey import passkey_text
-    from ..models.tiny import train_tokenizer
 
     saved = work / "tokenizer"
     if d.main and not (saved / "tokenizer.json").is_file():
@@ -448,8 +444,6 @@ def _final_model(job: loop.Job, lm: Any, lora: LoraOptions, state: dict[str, tor
     state = {k.removeprefix("lm."): v for k, v in state.items()}
     config = lm.config
     if lora.enabled:
-        from .lora import merged
-
         model = merged(config, state, lora.rank, lora.alpha, lora.targets)
     elif not job.d.sharded:
         return lm

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ropescale.config import RopeScaling
-from ropescale.theory.resolution import angle_per_token, resolution
+from ropescale.rope.resolution import angle_per_token, resolution
 
 
 def spec(method: str, factor: float, orig: int = 2048, **kw) -> RopeScaling:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ..commands.extend import run_extend
+from ..config import ExtendConfig, RopeScaling
+from ..models.load import resolve
+
 
 def file_digest(path: Path, chunk: int = 1 << 22) -> str:
     """sha256 of a file's bytes (hex, first 16 characters)."""
@@ -23,7 +27,6 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
 
 def resolve_gguf(name: str) -> Path:
     """The .gguf file behind MODEL `name` (a path or a built-in name such as smollm2-135m)."""
-    from .load import resolve
 
     source = resolve(name)
     if source.kind != "gguf":
@@ -35,8 +38,6 @@ def converted(name: str, root: Path) -> Path:
     """The cached transformers checkpoint of MODEL `name` (a .gguf path or a built-in GGUF name such as
     smollm2-135m), converted now if it is not cached yet. The conversion goes through `ropescale extend`
     with no scaling (atomic directory, verified by reloading it with stock transformers)."""
-    from ..config import ExtendConfig, RopeScaling
-    from .extend import run_extend
 
     gguf = resolve_gguf(name)
     target = Path(root) / f"{gguf.stem}-{file_digest(gguf)}"

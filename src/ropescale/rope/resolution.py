@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from ..config import RopeScaling
-from ..rope import base_inv_freq, compute_freqs
+from .methods import base_inv_freq, compute_freqs
+from .spec import RopeScaling
 
 DEFAULT_ANGLE_RESOLUTION = 0.25  # radians, about 1/25 of a turn
 

@@ -12,11 +12,12 @@ import torch
 
 from .. import outputs
 from ..config import ExtendConfig
-from . import compat, gguf
-from .export import serving_flags
-from .load import load_config
-from .prepare import prepare_model
-from .scale import rope_state
+from ..models import compat, gguf
+from ..models.export import serving_flags
+from ..models.load import load_config
+from ..models.prepare import prepare_model
+from ..models.scale import rope_state
+from ..rope import base_inv_freq
 
 
 def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
@@ -64,8 +65,6 @@ def verify_saved(path: Path, model: Any) -> tuple[float, float]:
     """Rebuild the rotary embedding from the saved config.json with transformers alone and compare it with
     the live model's; returns (min, max) of the saved inv_freq / unscaled inv_freq ratio."""
     from transformers import AutoConfig
-
-    from ..rope import base_inv_freq
 
     config = AutoConfig.from_pretrained(path)
     (_, live), *_ = compat.rotary_modules(model)
