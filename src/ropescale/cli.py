@@ -455,7 +455,7 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         disable_progress_bars()
-        for name in ("huggingface_hub", "datasets", "filelock", "urllib3"):
+        for name in ("huggingface_hub", "datasets", "filelock", "urllib3", "lm_eval", "lm-eval"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
