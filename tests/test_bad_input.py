@@ -39,7 +39,7 @@ CASES = [
     ("eval-without-command", "eval", "the following arguments are required: COMMAND"),
     ("unknown-flag", f"{EXTEND} --bogus 1", "unrecognized arguments: --bogus"),
     ("config-missing", f"{EXTEND} --config {{w}}/nope.json", "--config {w}/nope.json: no such file"),
-    ("config-not-json", f"{EXTEND} --config {{w}}/broken.json", "--config {w}/broken.json: not valid json"),
+    ("config-not-json", f"{EXTEND} --config {{w}}/broken.json", "--config {w}/broken.json: not valid JSON"),
     ("config-unknown-key", f"{EXTEND} --config {{w}}/unknown.json", "unknown keys ['colour']"),
     ("config-directory", f"{EXTEND} --config {{w}}/full", "--config {w}/full: a directory, not a JSON or TOML file"),
     ("config-out-number", "extend {m} --method linear --factor 2 --config {w}/out-number.toml", "--config {w}/out-number.toml: out = 5: expected a string"),
