@@ -69,13 +69,6 @@ def at_most(cfg: Any, high: float, name: str, low: float | None = None, integer:
             raise ValueError(f"{flag(f)} must be {what} {span}, got {v!r}")
 
 
-def check_seed(cfg: Any) -> None:
-    """--seed in its documented range [0, SEED_MAX] (beyond it numpy and torch fail with messages that do
-    not name the flag)."""
-    at_least(cfg, 0, "seed")
-    at_most(cfg, SEED_MAX, "seed", 0)
-
-
 def _num(x: float) -> str:
     """4294967295 as written, 1e+12 as %g: the bound in an error reads as the flag's documentation."""
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e10 else f"{x:g}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -20,7 +20,22 @@ from ..models.scale import rope_state
 from ..rope import base_inv_freq
 
 
-def run_extend(cfg: ExtendConfig) -> dict[str, Any]:
+class ExtendResult(TypedDict):
+    """What `extend` returns (its ropescale.json beside the checkpoint holds the same scaling and serving)."""
+
+    out: str
+    model: str
+    scaling: dict[str, Any]  # RopeScaling.to_dict(), L filled in
+    original_window: int | None
+    new_window: int | None
+    max_position_embeddings: int
+    rope_parameters: dict[str, Any]  # as saved in config.json
+    inv_freq_ratio_range: tuple[float, float]  # saved inv_freq / unscaled, (min, max)
+    serving: dict[str, Any]  # vllm and llama_cpp: command, notes
+    gguf: dict[str, Any] | None  # with --gguf: file, type, rope_metadata, tensors, source
+
+
+def run_extend(cfg: ExtendConfig) -> ExtendResult:
     """Load -> scale -> save to a temp dir -> verify with stock transformers -> move into place."""
     out = Path(cfg.out)
     outputs.check_out_dir(out, cfg.overwrite)  # fail before the slow load
@@ -109,7 +124,7 @@ def export_gguf(tmp: Path, out: Path, model: Any, gguf_type: str) -> dict[str, A
     }
 
 
-def format_extend(r: dict[str, Any]) -> str:
+def format_extend(r: ExtendResult) -> str:
     s = r["scaling"]
     lines = [
         f"wrote {r['out']}",

@@ -4,12 +4,27 @@ tasks) before and after the scaling (eval/harness.py)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import outputs
-from ..eval.common import describe, finish, load_for_eval, table
+from ..config import HarnessConfig
+from ..eval.common import ModelInfo, describe, finish, load_for_eval, table
 from ..eval.harness import check_tasks, lm_eval_tasks, short_ppl
 from ..models import scale_model
+
+
+class HarnessResult(TypedDict, total=False):
+    """What `eval harness` returns and writes to --out (JSON): short-context checks before and after the scaling."""
+
+    kind: str  # "harness"
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    before: dict[str, Any]  # model, ppl, tasks: the model as given
+    after: dict[str, Any]  # the same with the scaling applied (only with scaling flags)
+    change: dict[str, Any]  # ppl_relative, tasks (after - before)
+    timings: dict[str, Any]  # load_s, total_s (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
 
 
 def _evaluate(model: Any, tokenizer: Any, cfg, original: int) -> dict[str, Any]:
@@ -36,7 +51,7 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_harness(cfg) -> dict[str, Any]:
+def run_harness(cfg: HarnessConfig) -> HarnessResult:
     """`ropescale eval harness`: the short-context checks before and after the scaling."""
     if cfg.out is not None:
         outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
@@ -59,7 +74,7 @@ def run_harness(cfg) -> dict[str, Any]:
     return finish(result, cfg.out)
 
 
-def format_harness(result: dict[str, Any]) -> str:
+def format_harness(result: HarnessResult) -> str:
     runs = [("before", result["before"])] + ([("after", result["after"])] if "after" in result else [])
     rows = []
     for label, r in runs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from ..config import InspectConfig
 from ..models import compat
@@ -15,7 +15,31 @@ from ..rope import dimension_table
 from ..rope.resolution import format_resolution, resolution
 
 
-def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
+class InspectResult(TypedDict):
+    """What `inspect` returns (printed as tables, or as JSON with --json)."""
+
+    model: str
+    model_type: str
+    json: bool
+    rope_type: str  # transformers' rope_type in the model's config
+    method: str  # ropescale's method name
+    base: float
+    rotary_dim: int
+    factor: float
+    scaling_source: str
+    original_window: int | None
+    new_window: int | None
+    max_position_embeddings: int
+    scaling: dict[str, Any]
+    rope_parameters: dict[str, Any]
+    counts: dict[str, int]  # dimensions extrapolated / interpolated / blended
+    dimensions: list[dict[str, Any]]  # rope.dimension_table
+    resolution: dict[str, Any]  # rope.resolution.resolution
+    live_check: dict[str, Any]  # ok, problems
+    serving: dict[str, Any]
+
+
+def run_inspect(cfg: InspectConfig) -> InspectResult:
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     problems = check_rotary(model)
@@ -47,7 +71,7 @@ def run_inspect(cfg: InspectConfig) -> dict[str, Any]:
     }
 
 
-def format_inspect(r: dict[str, Any]) -> str:
+def format_inspect(r: InspectResult) -> str:
     if r["json"]:
         return json.dumps({k: v for k, v in r.items() if k != "json"}, indent=2)
     c = r["counts"]

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import outputs
-from ..eval.common import finish, load_checked, table
+from ..config import PasskeyConfig
+from ..eval.common import ModelInfo, finish, load_checked, table
 from ..eval.passkey import check_prompt_lengths, evaluate_passkey
 
 
-def run_passkey(cfg) -> dict[str, Any]:
+class PasskeyResult(TypedDict, total=False):
+    """What `eval passkey` returns and writes to --out (JSON): retrieval accuracy by distance and depth."""
+
+    kind: str  # "passkey"
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    lengths: list[dict[str, Any]]  # per length: k_max, accuracy, digits_found, ks (per distance k)
+    depths: list[dict[str, Any]]  # per (length, depth): accuracy, trials
+    timings: dict[str, Any]  # load_s, total_s (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
+
+
+def run_passkey(cfg: PasskeyConfig) -> PasskeyResult:
     """`ropescale eval passkey`: accuracy per distance k and k_max at each length, plus a depth grid."""
     from tqdm.auto import tqdm
 
@@ -31,7 +45,7 @@ def run_passkey(cfg) -> dict[str, Any]:
     return finish(result, cfg.out)
 
 
-def format_passkey(result: dict[str, Any]) -> str:
+def format_passkey(result: PasskeyResult) -> str:
     m = result["model"]
     parts = [f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}"]
     for r in result["lengths"]:

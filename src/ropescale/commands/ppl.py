@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from .. import outputs
-from ..eval.common import bootstrap_ci, finish, load_checked, table
+from ..config import PplConfig
+from ..eval.common import ModelInfo, bootstrap_ci, finish, load_checked, table
 from ..eval.perplexity import perplexity_at, plan_windows, tokenize_documents
 
 
-def run_ppl(cfg) -> dict[str, Any]:
+class PplResult(TypedDict, total=False):
+    """What `eval ppl` returns and writes to --out (JSON): perplexity per length."""
+
+    kind: str  # "ppl"
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    data: dict[str, Any]  # spec, documents, tokens
+    lengths: list[
+        dict[str, Any]
+    ]  # per length: length, stride, ppl, ci95, tokens, short_docs, by_position, ...
+    timings: dict[str, Any]  # load_s, total_s (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
+
+
+def run_ppl(cfg: PplConfig) -> PplResult:
     """`ropescale eval ppl`: load, tokenise, then the sliding-window perplexity at each length."""
     from tqdm.auto import tqdm
 
@@ -40,7 +56,7 @@ def run_ppl(cfg) -> dict[str, Any]:
     return finish(result, cfg.out)
 
 
-def format_ppl(result: dict[str, Any]) -> str:
+def format_ppl(result: PplResult) -> str:
     m, d = result["model"], result["data"]
     head = (
         f"{m['name']}  method {m['method']} x{m['factor']:g}  window {m['window']}  |  data {d['spec']}: "

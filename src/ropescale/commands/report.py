@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import outputs
+from ..config import ReportConfig
 from ..report import plots, tables
 
 KINDS = ("ppl", "passkey", "summarize", "harness", "ruler")
@@ -38,8 +39,15 @@ TABLES = {
 }
 
 
-def run_report(cfg) -> dict[str, Any]:
+class ReportResult(TypedDict):
+    """What `report` returns: the directory, the files written into it and report.md's text."""
 
+    out: str
+    files: list[str]
+    markdown: str
+
+
+def run_report(cfg: ReportConfig) -> ReportResult:
     outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
     sections = [s for kind in KINDS for s in _guarded(grouped, kind, TABLES[kind], grouped[kind])]
@@ -96,5 +104,5 @@ def _wants_plot(kind: str, results: list[dict[str, Any]]) -> bool:
     return False
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_report(result: ReportResult) -> str:
     return f"{result['markdown']}\nwrote {result['out']}: {', '.join(result['files'])}"

@@ -7,10 +7,11 @@ import contextlib
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import outputs
-from ..eval.common import check_lengths, finish, load_for_eval, table
+from ..config import RulerConfig
+from ..eval.common import ModelInfo, check_lengths, finish, load_for_eval, table
 from ..eval.harness import harness_lm
 from ..eval.ruler import (
     LOCAL,
@@ -24,7 +25,24 @@ from ..eval.ruler import (
 )
 
 
-def run_ruler(cfg) -> dict[str, Any]:
+class RulerResult(TypedDict, total=False):
+    """What `eval ruler` returns and writes to --out (JSON): RULER scores per task and length."""
+
+    kind: str  # "ruler"
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    tasks: list[str]
+    lengths: list[dict[str, Any]]  # per length: scores (by task), samples, average
+    threshold: float
+    effective_length: int | None  # the longest length whose average exceeds the threshold
+    local_haystack: dict[str, Any] | None
+    samples: list[dict[str, Any]]
+    timings: dict[str, Any]  # load_s, total_s (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
+
+
+def run_ruler(cfg: RulerConfig) -> RulerResult:
     """`ropescale eval ruler`: RULER's tasks at each length, the average per length, the effective length."""
     if cfg.out is not None:
         outputs.check_out_file(cfg.out)
@@ -84,7 +102,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def format_ruler(result: dict[str, Any]) -> str:
+def format_ruler(result: RulerResult) -> str:
     m, rows = result["model"], result["lengths"]
     local = set((result.get("local_haystack") or {}).get("tasks", []))
     body = [

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import outputs
+from ..config import SummarizeConfig
 from ..data.corpora import load_records
-from ..eval.common import check_lengths, finish, load_for_eval, table
+from ..eval.common import ModelInfo, check_lengths, finish, load_for_eval, table
 from ..eval.summarize import aggregate, prompt_ids, rouge_scores, summarize_one
 
 
-def run_summarize(cfg) -> dict[str, Any]:
+class SummarizeResult(TypedDict, total=False):
+    """What `eval summarize` returns and writes to --out (JSON): ROUGE of sampled summaries."""
+
+    kind: str  # "summarize"
+    config: dict[str, Any]  # the resolved config (outputs.jsonable)
+    model: ModelInfo
+    data: dict[str, Any]  # spec, documents
+    rouge: dict[str, dict[str, Any]]  # per ROUGE type: f, p, r, ci95
+    per_document: list[dict[str, Any]]
+    timings: dict[str, Any]  # load_s, total_s (seconds)
+    environment: dict[str, str]  # package versions and device (outputs.environment)
+    out: str  # the result file, when --out was given
+
+
+def run_summarize(cfg: SummarizeConfig) -> SummarizeResult:
     """`ropescale eval summarize`: sample a summary per document, ROUGE against the references."""
     from itertools import islice
 
@@ -45,7 +60,7 @@ def run_summarize(cfg) -> dict[str, Any]:
     return finish(result, cfg.out)
 
 
-def format_summarize(result: dict[str, Any]) -> str:
+def format_summarize(result: SummarizeResult) -> str:
     m, d = result["model"], result["data"]
     rows = [
         [

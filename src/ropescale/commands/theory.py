@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -169,7 +169,18 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     }
 
 
-def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
+class TheoryResult(TypedDict, total=False):
+    """What `theory` returns; --out holds it without `json`."""
+
+    json: bool
+    config: dict[str, Any]
+    environment: dict[str, str]
+    model_report: dict[str, Any]  # MODEL: the bounds and h_j measured per layer
+    short_range: dict[str, Any]  # --short-range: attention profiles per model
+    figures: dict[str, Any]  # --figures: the files written and their numbers
+
+
+def run_theory(cfg: TheoryConfig) -> TheoryResult:
     if cfg.model is not None:  # the sample text is checked as --data's files are, before the model loads
         read_text_file(cfg.text or default_text(), "--text")
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
@@ -177,7 +188,7 @@ def run_theory(cfg: TheoryConfig) -> dict[str, Any]:
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):
         if path is not None:
             outputs.check_out_file(path, flag, overwrite=cfg.overwrite)
-    result: dict[str, Any] = {
+    result: TheoryResult = {
         "json": cfg.json,
         "config": outputs.jsonable(cfg),
         "environment": outputs.environment(),
@@ -294,7 +305,7 @@ def format_figures(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def format_theory(result: dict[str, Any]) -> str:
+def format_theory(result: TheoryResult) -> str:
     if result["json"]:
         return json.dumps({k: v for k, v in result.items() if k != "json"}, indent=2)
     lines: list[str] = []

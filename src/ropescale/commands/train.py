@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -178,9 +178,37 @@ def _cleanup_on_failure(start: Start, d: dist.Dist):
         raise
 
 
-def run_train(cfg: TrainConfig) -> dict[str, Any]:
-    """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
+class TrainResult(TypedDict, total=False):
+    """What `train` and `pretrain` return (--out/ropescale.json holds it with the config and environment)."""
 
+    command: str  # "train" or "pretrain"
+    out: str
+    model: str
+    parameters: int | None
+    trainable_parameters: int
+    scaling: dict[str, Any]
+    seq_len: int
+    positions: dict[str, Any]  # Positions.describe, plus the validation ids
+    batch_size: int
+    processes: int
+    rank: int
+    resumed_from: str | None
+    skipped_checkpoints: list[str]
+    cleaned: list[str]
+    train_sequences: int
+    val_sequences: int
+    # from loop.fit
+    steps: int
+    final_loss: float
+    val_loss: float | None
+    wall_s: float
+    tokens_per_s: float | None
+    peak_memory_mb: float | None
+    max_position_id: int
+
+
+def run_train(cfg: TrainConfig) -> TrainResult:
+    """Fine-tune MODEL at --seq-len with the scaling given by --method/--factor (the paper's recipe)."""
     who = Trainee(cfg.model, cfg.objective, cfg.lora)
     start = _start_out(cfg, who)
     d = dist.init(cfg.load.device, cfg.deterministic)
@@ -236,9 +264,8 @@ def training_positions(cfg: TrainConfig, spec: Any, window: int) -> Positions:
     return Positions(p.scheme, p.pose_chunks, target)
 
 
-def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+def run_pretrain(cfg: PretrainConfig) -> TrainResult:
     """Train the `tiny` model and its tokenizer from scratch at window L = --seq-len."""
-
     shape = dict(window=cfg.seq_len, **dataclasses.asdict(cfg.shape))
     tiny_config(cfg.tokenizer.vocab_size, **shape)  # refuses a bad shape before the tokenizer is trained
     who = Trainee("tiny")
@@ -384,9 +411,7 @@ def _fingerprint(
     }
 
 
-def _fit_and_save(
-    cfg, who: Trainee, lm, tokenizer, spec, d, start: Start, command, positions
-) -> dict[str, Any]:
+def _fit_and_save(cfg, who: Trainee, lm, tokenizer, spec, d, start: Start, command, positions) -> TrainResult:
     seq_len = cfg.seq_len or int(lm.config.max_position_embeddings)
     trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
     work = start.work
@@ -404,7 +429,7 @@ def _fit_and_save(
         result = loop.fit(job)
         saved = _save_final(job, lm, tokenizer, who.lora, d)
         packed = job.sampler.packed
-        summary = {
+        summary: TrainResult = {
             "command": command,
             "out": str(cfg.out),
             "model": who.model,
@@ -475,7 +500,7 @@ def _save_final(job: loop.Job, lm: Any, tokenizer: Any, lora: LoraOptions, d: di
     return dist.broadcast(info, d)
 
 
-def format_train(r: dict[str, Any]) -> str:
+def format_train(r: TrainResult) -> str:
     if r.get("rank", 0) != 0:  # under torchrun, one summary (rank 0's) is enough
         return ""
     s = r["scaling"]

@@ -1,12 +1,12 @@
-"""The knobs everything shares: LoadOptions, and the extend/inspect commands (RopeScaling lives in rope/spec.py,
-knob() and its checks in knobs.py; both re-exported here)."""
+"""The knobs everything shares: LoadOptions, and the extend/inspect commands. RopeScaling lives beside the
+rope math (rope/spec.py; re-exported by config), knob() and its checks on the ground floor (knobs.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import knob, one_of
+from ..knobs import check_knobs, knob
 from ..rope.methods import METHODS
 from ..rope.spec import METHOD_NAMES as METHOD_NAMES  # re-exported: config's face
 from ..rope.spec import RopeScaling
@@ -31,7 +31,7 @@ class LoadOptions:
     )
 
     def __post_init__(self) -> None:
-        one_of(self.dtype, DTYPES, "--dtype")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.device != "cpu":
             check_device(self.device)
 
@@ -74,7 +74,7 @@ class ExtendConfig:
     gguf_type: str = knob("f16", "weights type of the --gguf file", choices=GGUF_TYPES)
 
     def __post_init__(self) -> None:
-        one_of(self.gguf_type, GGUF_TYPES, "--gguf-type")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.gguf:
             reason = gguf_unsupported(self.rope)
             if reason:

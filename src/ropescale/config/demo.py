@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import check_seed, knob, one_of
+from ..knobs import SEED_MAX, check_knobs, knob
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -40,11 +40,12 @@ class DemoConfig:
         "so the demo's wall time does not include it) and exit",
     )
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
-    seed: int = knob(0, "seed of training order, passkey keys and bootstrap, 0..2**32-1")
+    seed: int = knob(
+        0, "seed of training order, passkey keys and bootstrap, 0..2**32-1", at_least=0, at_most=SEED_MAX
+    )
 
     def __post_init__(self) -> None:
-        check_seed(self)
-        one_of(self.model, DEMO_MODELS, "--model")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.full and self.model != "smollm2-135m":
             raise ValueError("--full applies to --model smollm2-135m only")
         if self.full and self.quick:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import at_least, check_seed, knob
+from ..knobs import SEED_MAX, check_knobs, knob
 from ..rope.spec import RopeScaling
 from .base import LoadOptions
 
@@ -26,38 +26,42 @@ class PplConfig:
     text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
     split: str = knob("test", "split of a hub dataset")
     lengths: list[int] | None = knob(
-        None, "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)"
+        None,
+        "evaluation windows, comma-separated, e.g. 2048,4096,8192 (default: the model's window)",
+        at_least=2,
     )
-    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)")
-    max_docs: int | None = knob(None, "evaluate at most this many documents (in the data's order)")
+    stride: int = knob(256, "tokens scored per window after the first (Press et al. stride S)", at_least=1)
+    max_docs: int | None = knob(
+        None, "evaluate at most this many documents (in the data's order)", at_least=1
+    )
     truncate_to: int | None = knob(
-        None, "keep only documents with at least N tokens and cut them to N (the proof-pile protocol)"
+        None,
+        "keep only documents with at least N tokens and cut them to N (the proof-pile protocol)",
+        at_least=2,
     )
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
-    batch_tokens: int = knob(16384, "at most this many tokens per forward pass (windows are batched)")
-    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
-    seed: int = knob(0, "seed of the bootstrap, 0..2**32-1")
+    batch_tokens: int = knob(
+        16384, "at most this many tokens per forward pass (windows are batched)", at_least=1
+    )
+    bootstrap: int = knob(
+        1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
+    )
+    seed: int = knob(0, "seed of the bootstrap, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        check_seed(self)
-        at_least(self, 2, "lengths")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        at_least(self, 1, "stride")
         if self.lengths and self.stride > min(self.lengths):
             raise ValueError(f"--stride {self.stride} must be <= every --lengths value ({min(self.lengths)})")
-        at_least(self, 1, "max_docs")
-        at_least(self, 2, "truncate_to")
         if self.truncate_to and self.lengths and max(self.lengths) > self.truncate_to:
             raise ValueError(
                 f"--lengths {max(self.lengths)} is longer than the documents (--truncate-to {self.truncate_to})"
             )
-        at_least(self, 1, "batch_tokens")
-        at_least(self, 1, "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -66,15 +70,17 @@ class PasskeyConfig:
 
     model: str = knob(help=MODEL_HELP, positional=True)
     lengths: list[int] | None = knob(
-        None, "prompt lengths in tokens, comma-separated (default: the model's window)"
+        None, "prompt lengths in tokens, comma-separated (default: the model's window)", at_least=64
     )
-    num_k: int = knob(32, "distances k (key to end of prompt) uniformly over each length; 0 = none")
-    trials: int = knob(10, "trials per k (and per depth), each with a fresh random 5-digit key")
+    num_k: int = knob(
+        32, "distances k (key to end of prompt) uniformly over each length; 0 = none", at_least=0
+    )
+    trials: int = knob(10, "trials per k (and per depth), each with a fresh random 5-digit key", at_least=1)
     depths: list[float] | None = knob(
         None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
     )
-    max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt")
-    seed: int = knob(0, "seed of the keys, 0..2**32-1")
+    max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt", at_least=1)
+    seed: int = knob(0, "seed of the keys, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -82,13 +88,9 @@ class PasskeyConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        check_seed(self)
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        at_least(self, 64, "lengths")
-        at_least(self, 0, "num_k")
-        at_least(self, 1, "trials")
-        at_least(self, 1, "max_new_tokens")
         for d in self.depths or []:
             if not (isinstance(d, (int, float)) and 0.0 <= d <= 1.0):
                 raise ValueError(f"--depths must lie in [0, 1], got {d!r}")
@@ -108,13 +110,22 @@ class SummarizeConfig:
     report_field: str = knob("report", "field holding the document")
     summary_field: str = knob("summary", "field holding the reference summary")
     split: str = knob("test", "split of a hub dataset")
-    max_docs: int | None = knob(None, "evaluate at most this many documents")
-    max_input_tokens: int = knob(15000, "cut each document to its first N tokens (the paper: 15000)")
-    max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)")
+    max_docs: int | None = knob(None, "evaluate at most this many documents", at_least=1)
+    max_input_tokens: int = knob(
+        15000, "cut each document to its first N tokens (the paper: 15000)", at_least=1
+    )
+    max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)", at_least=1)
     temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
     top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
-    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap, 0..2**32-1")
-    bootstrap: int = knob(1000, "bootstrap resamples over documents for the 95 percent confidence interval")
+    seed: int = knob(
+        0,
+        "seed of the sampling (one generator per document) and of the bootstrap, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
+    )
+    bootstrap: int = knob(
+        1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
+    )
     allow_extrapolation: bool = knob(False, "allow prompt + summary to exceed the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -122,11 +133,7 @@ class SummarizeConfig:
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        check_seed(self)
-        at_least(self, 1, "max_docs")
-        at_least(self, 1, "max_input_tokens")
-        at_least(self, 1, "max_new_tokens")
-        at_least(self, 1, "bootstrap")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
         if not (0 < self.top_p <= 1):
@@ -143,32 +150,32 @@ class HarnessConfig:
         "lm-evaluation-harness tasks, comma-separated (needs the harness extra); none = built-in check only",
     )
     include_path: Path | None = knob(None, "directory of local lm-evaluation-harness task YAML files")
-    num_fewshot: int | None = knob(None, "few-shot examples per task (default: the task's own)")
-    limit: int | None = knob(None, "evaluate at most this many examples per task")
-    batch_size: int = knob(1, "lm-evaluation-harness batch size")
+    num_fewshot: int | None = knob(None, "few-shot examples per task (default: the task's own)", at_least=0)
+    limit: int | None = knob(None, "evaluate at most this many examples per task", at_least=1)
+    batch_size: int = knob(1, "lm-evaluation-harness batch size", at_least=1)
     ppl: bool = knob(True, "built-in check: perplexity inside the original window, before and after")
-    ppl_length: int | None = knob(None, "built-in check window (default: the model's original window L)")
+    ppl_length: int | None = knob(
+        None, "built-in check window (default: the model's original window L)", at_least=2
+    )
     data: str = knob("pystdlib", DATA_HELP)
     text_field: str = knob("text", "field holding the text in .jsonl/.parquet/hub records")
     split: str = knob("test", "split of a hub dataset")
-    max_docs: int = knob(8, "built-in check: documents (each at least the window long, cut to it)")
-    batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass")
-    seed: int = knob(0, "seed for the harness (sampling of few-shot examples), 0..2**32-1")
+    max_docs: int = knob(
+        8, "built-in check: documents (each at least the window long, cut to it)", at_least=1
+    )
+    batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass", at_least=1)
+    seed: int = knob(
+        0, "seed for the harness (sampling of few-shot examples), 0..2**32-1", at_least=0, at_most=SEED_MAX
+    )
     rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
     overwrite: bool = knob(False, "replace the --out file if it exists")
 
     def __post_init__(self) -> None:
-        check_seed(self)
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if not self.ppl and not self.tasks:
             raise ValueError("--no-ppl needs --tasks (otherwise there is nothing to evaluate)")
-        at_least(self, 0, "num_fewshot")
-        at_least(self, 1, "limit")
-        at_least(self, 1, "batch_size")
-        at_least(self, 2, "ppl_length")
-        at_least(self, 1, "max_docs")
-        at_least(self, 1, "batch_tokens")
         if self.include_path is not None and not Path(self.include_path).is_dir():
             raise ValueError(f"--include-path {self.include_path}: not a directory")
 
@@ -179,22 +186,29 @@ class RulerConfig:
 
     model: str = knob(help=MODEL_HELP, positional=True)
     lengths: list[int] | None = knob(
-        None, "RULER lengths in tokens (prompt + answer), comma-separated (default: the model's window)"
+        None,
+        "RULER lengths in tokens (prompt + answer), comma-separated (default: the model's window)",
+        at_least=1,
     )
     tasks: list[str] | None = knob(
         None,
         "RULER tasks, comma-separated, or `ruler` for all 13 (default: every task that runs offline)",
     )
-    samples: int = knob(5, "samples per task and length (lm-eval generates 500 and takes the first N)")
+    samples: int = knob(
+        5, "samples per task and length (lm-eval generates 500 and takes the first N)", at_least=1
+    )
     threshold: float = knob(85.6, "effective length: longest length whose average score beats this (0-100)")
     haystack: str = knob(
         "shakespeare", "local haystack of the *_local tasks (a --data spec: " + DATA_HELP + ")"
     )
     online: bool = knob(False, "allow the tasks that download data (Paul Graham essays, SQuAD, HotpotQA)")
     chat_template: bool = knob(False, "wrap prompts in the tokenizer's chat template (instruct models only)")
-    batch_size: int = knob(1, "lm-evaluation-harness batch size")
+    batch_size: int = knob(1, "lm-evaluation-harness batch size", at_least=1)
     seed: int = knob(
-        0, "seed of the sample generators (python and numpy) and of lm-evaluation-harness, 0..2**32-1"
+        0,
+        "seed of the sample generators (python and numpy) and of lm-evaluation-harness, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
     )
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
@@ -202,10 +216,9 @@ class RulerConfig:
     out: Path | None = knob(None, "write the result JSON here")
 
     def __post_init__(self) -> None:
-        check_seed(self)
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.lengths is not None and not self.lengths:
             raise ValueError("--lengths must name at least one length")
-        at_least(self, 1, "lengths", "samples", "batch_size")
         if self.lengths is not None and len(set(self.lengths)) != len(self.lengths):
             raise ValueError(f"--lengths must not repeat a length, got {self.lengths}")
         if self.tasks is not None and not self.tasks:

@@ -140,7 +140,9 @@ def read(name: str) -> dict[str, Any]:
     except OSError as err:
         raise ValueError(f"--config {name}: cannot read it ({err.strerror})") from None
     except Exception as err:
-        raise ValueError(f"--config {name}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({err})") from None
+        raise ValueError(
+            f"--config {name}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({err})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {name}: expected a table of knobs, got {type(data).__name__}")
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import at_least, check_seed, knob, one_of
+from ..knobs import SEED_MAX, check_knobs, knob
 from ..rope.spec import RopeScaling
 from .base import LoadOptions
 
@@ -49,11 +49,11 @@ class DataOptions:
     text_field: str = knob("text", "jsonl/parquet/datasets field holding the text")
     split: str = knob("train", "datasets split to read (hf: data only)")
     val_fraction: float = knob(0.02, "fraction of documents held out for validation (whole documents)")
-    max_tokens: int | None = knob(None, "read the corpus only until this many training tokens")
+    max_tokens: int | None = knob(None, "read the corpus only until this many training tokens", at_least=1)
     cache_dir: Path | None = knob(None, "cache for packed token files (default: OUT/.cache)")
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "max_tokens")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         _fraction(self.val_fraction, "--val-fraction")
         if self.val_fraction >= 1.0:
             raise ValueError("--val-fraction must be < 1 (some documents must be left to train on)")
@@ -85,6 +85,7 @@ class PasskeyMix:
         "passkey documents fit in this many tokens (default: the sequence length); with --passkey-loss "
         "answer a passkey batch then holds seq-len/span times the documents, else they are padded",
         flag="--passkey-span",
+        at_least=2,
     )
     span_mix: bool = knob(
         False,
@@ -94,8 +95,7 @@ class PasskeyMix:
     )
 
     def __post_init__(self) -> None:
-        at_least(self, 2, "span")
-        one_of(self.loss, PASSKEY_LOSSES, "--passkey-loss")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         _fraction(self.fraction, "--passkey-fraction")
         _fraction(self.min_fill, "--passkey-min-fill")
 
@@ -118,18 +118,22 @@ class OptimOptions:
     """AdamW and its learning-rate schedule (a resumed run must keep all of these)."""
 
     lr: float = knob(2e-5, "peak learning rate")
-    warmup_steps: int = knob(20, "linear warmup steps")
+    warmup_steps: int = knob(20, "linear warmup steps", at_least=0)
     warmup_start: float = knob(0.1, "warmup starts at this fraction of --lr")
     schedule: str = knob("constant", "rate after warmup", choices=SCHEDULES)
     min_lr_ratio: float = knob(0.1, "cosine: final rate as a fraction of --lr")
-    weight_decay: float = knob(0.0, "AdamW weight decay (matrices only)")
+    weight_decay: float = knob(0.0, "AdamW weight decay (matrices only)", at_least=0, integer=False)
     beta1: float = knob(0.9, "AdamW beta1")
     beta2: float = knob(0.95, "AdamW beta2")
-    max_grad_norm: float = knob(0.0, "clip the global gradient norm to this (0 = off; the paper states none)")
+    max_grad_norm: float = knob(
+        0.0,
+        "clip the global gradient norm to this (0 = off; the paper states none)",
+        at_least=0,
+        integer=False,
+    )
 
     def __post_init__(self) -> None:
-        at_least(self, 0, "warmup_steps")
-        at_least(self, 0, "weight_decay", "max_grad_norm", integer=False)
+        check_knobs(self)  # each knob's own constraints (its metadata)
         _fraction(self.warmup_start, "--warmup-start")
         _fraction(self.min_lr_ratio, "--min-lr-ratio")
         if not (self.lr > 0 and math.isfinite(self.lr)) or self.lr > FLOAT32_MAX:
@@ -137,7 +141,6 @@ class OptimOptions:
         for flag, beta in (("--beta1", self.beta1), ("--beta2", self.beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{flag} must be in [0, 1), got {beta}")
-        one_of(self.schedule, SCHEDULES, "--schedule")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,30 +148,32 @@ class MemoryOptions:
     """Trading compute for memory: activation checkpointing and the chunked output layer."""
 
     activation_checkpointing: bool = knob(True, "recompute decoder layers in backward (less memory)")
-    checkpoint_every_n_layers: int = knob(1, "with activation checkpointing: recompute only every n-th layer")
+    checkpoint_every_n_layers: int = knob(
+        1, "with activation checkpointing: recompute only every n-th layer", at_least=1
+    )
     loss_chunk: int = knob(
-        0, "positions per chunk of output layer + cross-entropy (0 = auto: ~64 MB of logits per chunk)"
+        0,
+        "positions per chunk of output layer + cross-entropy (0 = auto: ~64 MB of logits per chunk)",
+        at_least=0,
     )
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "checkpoint_every_n_layers")
-        at_least(self, 0, "loss_chunk")
+        check_knobs(self)  # each knob's own constraints (its metadata)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckpointOptions:
     """Resumable checkpoints and validation during the run."""
 
-    save_every: int = knob(100, "write a resumable checkpoint every N steps (0 = never)")
-    keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep")
-    eval_every: int = knob(0, "validation loss every N steps (0 = only at the end)")
+    save_every: int = knob(100, "write a resumable checkpoint every N steps (0 = never)", at_least=0)
+    keep_checkpoints: int = knob(2, "how many of the newest checkpoints to keep", at_least=1)
+    eval_every: int = knob(0, "validation loss every N steps (0 = only at the end)", at_least=0)
     eval_sequences: int = knob(
-        16, "validation sequences per evaluation (the first of the held-out documents)"
+        16, "validation sequences per evaluation (the first of the held-out documents)", at_least=1
     )
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "keep_checkpoints", "eval_sequences")
-        at_least(self, 0, "save_every", "eval_every")
+        check_knobs(self)  # each knob's own constraints (its metadata)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,11 +187,19 @@ class TrainOptions:
         None,
         "training sequence length (train: default the model's window after scaling; pretrain: the window L, "
         "max_position_embeddings)",
+        at_least=2,
     )
-    steps: int = knob(1000, "optimizer steps")
-    batch_size: int = knob(64, "global batch in sequences (micro-batches x accumulation x processes)")
-    micro_batch_size: int = knob(1, "sequences per forward/backward in each process")
-    seed: int = knob(0, "seed for initialisation, data order and passkey documents, 0..2**32-1")
+    steps: int = knob(1000, "optimizer steps", at_least=1)
+    batch_size: int = knob(
+        64, "global batch in sequences (micro-batches x accumulation x processes)", at_least=1
+    )
+    micro_batch_size: int = knob(1, "sequences per forward/backward in each process", at_least=1)
+    seed: int = knob(
+        0,
+        "seed for initialisation, data order and passkey documents, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
+    )
     resume: bool = knob(False, "continue from the newest checkpoint in --out (same rope, data and batch)")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     deterministic: bool = knob(
@@ -202,9 +215,7 @@ class TrainOptions:
     load: LoadOptions = knob(LoadOptions(), "loading")
 
     def __post_init__(self) -> None:
-        check_seed(self)
-        at_least(self, 1, "steps", "batch_size", "micro_batch_size")
-        at_least(self, 2, "seq_len")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.batch_size % self.micro_batch_size:
             raise ValueError(
                 f"--batch-size ({self.batch_size}) must be a multiple of --micro-batch-size ({self.micro_batch_size})"
@@ -217,17 +228,16 @@ class TrainOptions:
 class ModelShape:
     """The `tiny` LLaMA's shape (models/tiny.py `tiny_config`; its window is --seq-len)."""
 
-    hidden_size: int = knob(256, "model width")
-    num_layers: int = knob(4, "decoder layers")
-    num_heads: int = knob(4, "attention heads")
-    head_dim: int = knob(0, "attention head size (0 = hidden / heads)")
-    num_kv_heads: int = knob(2, "key/value heads (grouped-query attention)")
-    intermediate_size: int = knob(688, "SwiGLU hidden size")
+    hidden_size: int = knob(256, "model width", at_least=1)
+    num_layers: int = knob(4, "decoder layers", at_least=1)
+    num_heads: int = knob(4, "attention heads", at_least=1)
+    head_dim: int = knob(0, "attention head size (0 = hidden / heads)", at_least=0)
+    num_kv_heads: int = knob(2, "key/value heads (grouped-query attention)", at_least=1)
+    intermediate_size: int = knob(688, "SwiGLU hidden size", at_least=1)
     rope_theta: float = knob(10000.0, "RoPE base")
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
-        at_least(self, 0, "head_dim")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         check_head_dim(self.head_dim)
 
 
@@ -235,12 +245,13 @@ class ModelShape:
 class TokenizerOptions:
     """The byte-level BPE tokenizer `ropescale pretrain` trains on the corpus."""
 
-    vocab_size: int = knob(2048, "BPE vocabulary size (byte-level, digits split)")
-    tokenizer_chars: int = knob(4_000_000, "characters of the corpus used to train the tokenizer")
+    vocab_size: int = knob(2048, "BPE vocabulary size (byte-level, digits split)", at_least=1)
+    tokenizer_chars: int = knob(
+        4_000_000, "characters of the corpus used to train the tokenizer", at_least=1000
+    )
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "vocab_size")
-        at_least(self, 1000, "tokenizer_chars")
+        check_knobs(self)  # each knob's own constraints (its metadata)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,11 +275,10 @@ class Objective:
     task: str = knob("lm", "training objective (summarize: prompt masked out of the loss)", choices=TASKS)
     report_field: str = knob("report", "summarize: record field holding the document")
     summary_field: str = knob("summary", "summarize: record field holding the reference summary")
-    max_summary_tokens: int = knob(1000, "summarize: summaries are cut to this many tokens")
+    max_summary_tokens: int = knob(1000, "summarize: summaries are cut to this many tokens", at_least=1)
 
     def __post_init__(self) -> None:
-        one_of(self.task, TASKS, "--task")
-        at_least(self, 1, "max_summary_tokens")
+        check_knobs(self)  # each knob's own constraints (its metadata)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,7 +290,7 @@ class LoraOptions:
         "train LoRA adapters (+ embeddings and norms) instead of all weights; merged on save",
         flag="--lora",
     )
-    rank: int = knob(8, "LoRA rank r", flag="--lora-rank")
+    rank: int = knob(8, "LoRA rank r", flag="--lora-rank", at_least=1)
     alpha: float = knob(16.0, "LoRA alpha (scale alpha / r)", flag="--lora-alpha")
     targets: tuple[str, ...] = knob(
         ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -289,7 +299,7 @@ class LoraOptions:
     )
 
     def __post_init__(self) -> None:
-        at_least(self, 1, "rank")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         object.__setattr__(self, "targets", tuple(self.targets))
 
 
@@ -304,15 +314,13 @@ class PositionOptions:
         "skips so short sequences span the whole target window; Zhu et al. 2023)",
         flag="--positions",
     )
-    pose_chunks: int = knob(2, "pose: chunks per sequence (the paper: 2)")
+    pose_chunks: int = knob(2, "pose: chunks per sequence (the paper: 2)", at_least=1)
     target_window: int | None = knob(
-        None, "pose: the window the position ids span (default: the model's window after scaling)"
+        None, "pose: the window the position ids span (default: the model's window after scaling)", at_least=2
     )
 
     def __post_init__(self) -> None:
-        one_of(self.scheme, POSITION_SCHEMES, "--positions")
-        at_least(self, 1, "pose_chunks")
-        at_least(self, 2, "target_window")
+        check_knobs(self)  # each knob's own constraints (its metadata)
         if self.scheme == "contiguous" and self.target_window is not None:
             raise ValueError("--target-window goes with --positions pose (contiguous ids are 0..seq-len-1)")
 

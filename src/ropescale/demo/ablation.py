@@ -184,7 +184,6 @@ def scale_lines(
     """The report's account of what the miniature shows about resolution, in its own numbers: what PI
     does to the fastest frequency at each s, how many of the base's local heads each model keeps, and the
     ablation's cells."""
-
     factors = sorted({c.factor for c in cells}) or [8]
     res = [resolution(head_dim, base, RopeScaling("linear", float(s), window)) for s in factors]
     fast = "/".join(f"{r['after']['fastest_angle_per_token']:.4g}" for r in res)

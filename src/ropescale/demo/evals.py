@@ -116,7 +116,6 @@ class Evaluator:
 def _relabel(result: dict[str, Any], row: Row, out: Path) -> None:
     """Name the result after the row (fine-tuning checkpoints share a directory), so `ropescale report`
     and its plots tell them apart; the path stays in the result's config."""
-
     result["model"]["name"] = row.label
     outputs.write_json(out, result)
 

@@ -27,7 +27,6 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
 
 def resolve_gguf(name: str) -> Path:
     """The .gguf file behind MODEL `name` (a path or a built-in name such as smollm2-135m)."""
-
     source = resolve(name)
     if source.kind != "gguf":
         raise ValueError(f"MODEL {name}: not a GGUF checkpoint, nothing to convert")
@@ -38,7 +37,6 @@ def converted(name: str, root: Path) -> Path:
     """The cached transformers checkpoint of MODEL `name` (a .gguf path or a built-in GGUF name such as
     smollm2-135m), converted now if it is not cached yet. The conversion goes through `ropescale extend`
     with no scaling (atomic directory, verified by reloading it with stock transformers)."""
-
     gguf = resolve_gguf(name)
     target = Path(root) / f"{gguf.stem}-{file_digest(gguf)}"
     if not (target / "config.json").is_file():

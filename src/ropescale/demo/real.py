@@ -92,7 +92,6 @@ def write_data(work: Path, tokenizer: Any, b: RealBudget) -> tuple[Path, Path, i
     """Fine-tuning texts (every Shakespeare work but HELDOUT, one file each) and the held-out pieces: the
     held-out plays cut into pieces of s L (+ a margin, so re-tokenised text still fills the window) taken
     round-robin, as JSON lines. Returns (fine-tuning dir, held-out file, pieces)."""
-
     files = shakespeare_files()
     train = work / "ft_data"
     train.mkdir(parents=True, exist_ok=True)
@@ -114,7 +113,6 @@ def finetune(base: Path, rope: RopeScaling, positions: str, out: Path, steps: in
              data: Path, seed: int, last: bool) -> dict[str, Any]:  # fmt: skip
     """Fine-tune to `steps` in total (continuing `out` from its checkpoint when it has one). Every model
     gets the same data, sequence length, batch, rate and steps; only the rope and the position ids differ."""
-
     return run_train(
         TrainConfig(
             model=str(base), rope=rope, out=out, seq_len=b.seq_len, steps=steps, batch_size=b.batch_size,
@@ -197,7 +195,6 @@ def _name(method: str) -> str:
 
 def write_real(out: Path, cfg: Any, stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots and summary."""
-
     run = run_real(out / "work", cfg.quick, cfg.full, cfg.seed, Path(cfg.cache_dir), stage)
     ev, b = run["evaluator"], run["budget"]
     L, S, last = b.window, b.window * b.factor, b.checkpoints[-1]

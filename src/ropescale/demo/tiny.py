@@ -126,7 +126,6 @@ def command_line(command: str, cfg: dict[str, Any]) -> str:
 def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, tokens: int) -> int:
     """The base model's held-out documents (same hash split as its pre-training), cut into `pieces`
     pieces of `tokens` tokens taken round-robin across documents, as JSON lines. Returns the count."""
-
     docs = [t for t in load_documents(info["data"]) if is_validation(t, info["val_fraction"])]
     cuts = []
     for text in docs:
@@ -142,7 +141,6 @@ def write_heldout(info: dict[str, Any], tokenizer: Any, out: Path, pieces: int, 
 def finetune(base: Path, rope: RopeScaling, out: Path, steps: int, b: Budget, info: dict, seed: int) -> None:
     """Fine-tune to `steps` total at s L, s = rope.factor (resuming `out` when it already holds an earlier
     checkpoint). Every factor gets the same tokens per step: batch_size x factor / s sequences of s L."""
-
     s = round(rope.factor)
     assert b.factor % s == 0, (b.factor, s)
     window, batch = info["window"] * s, b.batch_size * b.factor // s
@@ -237,7 +235,6 @@ def run_tiny(base: Path, work: Path, quick: bool, seed: int, stage) -> dict[str,
 
 def write_tiny(base: Path, out: Path, cfg: Any, stage) -> dict[str, Any]:
     """Run the experiment into `out`, then its findings, tables, plots, theory figures and summary."""
-
     run = run_tiny(base, out / "work", cfg.quick, cfg.seed, stage)
     ev, b, lengths, info = run["evaluator"], run["budget"], run["lengths"], run["base"]
     L, S, last = lengths[0], lengths[-1], b.checkpoints[-1]
@@ -331,7 +328,6 @@ def _yarn_line(rows: dict[str, Row], checkpoints: tuple[int, ...], length: int) 
 
 
 def _markdown(info, b, lengths, ev, pieces, t3, t4, pngs, lines, quick, sections) -> str:
-
     L, S = lengths[0], lengths[-1]
     pk = info.get("passkey_fraction") or 0
     mixture = info.get("recipe") or (

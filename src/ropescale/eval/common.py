@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -13,7 +13,19 @@ from ..config import LoadOptions, RopeScaling
 from ..models.prepare import prepare_model
 
 
-def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tuple[Any, Any, dict[str, Any]]:
+class ModelInfo(TypedDict, total=False):
+    """The row label of a result (`describe`), plus the seconds its load took."""
+
+    name: str
+    method: str
+    factor: float
+    original_window: int  # L
+    window: int  # L' = s * L
+    scaling: dict[str, Any]  # RopeScaling.to_dict()
+    load_s: float
+
+
+def load_for_eval(name: str, load: LoadOptions, rope: RopeScaling | None) -> tuple[Any, Any, ModelInfo]:
     """(model, tokenizer, model description) with `rope` applied (None keeps the model's own scaling)."""
     start = time.perf_counter()
     model, tokenizer, spec = prepare_model(name, load, rope)
@@ -33,7 +45,7 @@ def load_checked(cfg) -> tuple[Any, Any, dict[str, Any], list[int]]:
     return model, tokenizer, info, lengths
 
 
-def describe(name: str, spec: RopeScaling, model: Any) -> dict[str, Any]:
+def describe(name: str, spec: RopeScaling, model: Any) -> ModelInfo:
     """The row label of a result: model, method, factor, original window L and extended window L'."""
     original = spec.original_max_position_embeddings or model.config.max_position_embeddings
     window = spec.new_window or original

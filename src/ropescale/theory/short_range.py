@@ -158,7 +158,6 @@ def compare_profiles(
 
 def measure(name: str, rope: Any, input_ids: torch.Tensor, max_offset: int, load: Any) -> torch.Tensor:
     """Load model `name` (with scaling `rope`, or its own when None), measure its profiles, free it."""
-
     model, _, _ = prepare_model(name, load, rope)
     try:
         return attention_profiles(model, input_ids, max_offset)
@@ -219,7 +218,6 @@ def fmt3(x: float | None) -> str:
 def profiles_plot(profiles: dict[str, torch.Tensor], path: Path) -> Path:
     """One heatmap per model, side by side: rows = layer.head, columns = offsets 0..K, colour = mean mass
     (one colour scale for all)."""
-
     first = next(iter(profiles.values()))
     layers, heads, offsets = first.shape
     rows = layers * heads
