@@ -160,21 +160,17 @@ def replace_dir(src: Path, dst: Path) -> None:
 def write_text(path: Path, text: str) -> None:
     """Write a text file atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    made = missing_parents(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        for p in reversed(made):
-            with contextlib.suppress(OSError):
-                p.rmdir()
-        raise
+    with claim(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def jsonable(obj: Any) -> Any:
