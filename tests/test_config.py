@@ -12,7 +12,7 @@ from ropescale import RopeScaling, compute_freqs
     [
         (
             {"rope_type": "ntk-by-parts"},
-            "--method must be one of dynamic, linear, llama3, longrope, none, ntk, yarn",
+            "--method must be one of abf, dynamic, linear, llama3, longrope, none, ntk, yarn",
         ),
         ({"rope_type": "linear", "factor": 0.5}, "--factor must be >= 1, got 0.5"),
         ({"rope_type": "linear", "factor": float("nan")}, "--factor must be >= 1"),

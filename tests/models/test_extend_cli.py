@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from ropescale import RopeScaling, compute_freqs
 from ropescale.cli import main
+from ropescale.rope import smallest_base
 
 LONGROPE = [
     "--short-factor",
@@ -23,6 +24,7 @@ LONGROPE = [
 METHOD_ARGS = {
     "linear": ["--factor", "4"],
     "ntk": ["--factor", "4"],
+    "abf": ["--factor", "4", "--rope-theta", "5e6"],
     "dynamic": ["--factor", "4"],
     "yarn": ["--factor", "4", "--beta-fast", "16"],
     "llama3": ["--factor", "4"],
@@ -53,15 +55,34 @@ def test_extend_then_stock_transformers_loads_it_scaled(tmp_path, tiny_llama_dir
     torch.testing.assert_close(model.model.rotary_emb.inv_freq, want.inv_freq, rtol=2e-6, atol=0)
     assert model.model.rotary_emb.attention_scaling == pytest.approx(want.attention_factor, rel=1e-12)
     saved = json.loads((out / "config.json").read_text())
-    if method not in ("ntk",):  # legacy readers see the same scaling
+    if method not in ("ntk", "abf"):  # legacy readers see the same scaling (base changes: rope_theta)
         assert saved["rope_scaling"]["rope_type"] == saved["rope_parameters"]["rope_type"] == method
     assert saved["rope_theta"] == saved["rope_parameters"]["rope_theta"]
+    if method == "abf":  # exactly the typed-in base, as a plain rope
+        assert saved["rope_parameters"]["rope_theta"] == 5e6
+        assert saved["rope_parameters"]["rope_type"] == "default"
 
     code, stdout, _ = run(["inspect", out, "--json"], capsys)
     report = json.loads(stdout)
     assert code == 0 and report["live_check"]["ok"] and report["method"] == method
     assert report["original_window"] == 64 and report["new_window"] == 256
     assert len(report["dimensions"]) == 8
+
+
+def test_abf_checkpoint_in_a_fresh_process_has_exactly_the_typed_in_base(tmp_path, tiny_llama_dir, capsys):
+    out = tmp_path / "abf"
+    argv = ["extend", tiny_llama_dir, "--method", "abf", "--rope-theta", "5e6", "--factor", "8", "--out", out]
+    assert run(argv, capsys)[0] == 0
+    code = (
+        "import sys, torch; from transformers import AutoConfig, AutoModelForCausalLM; "
+        f"m = AutoModelForCausalLM.from_pretrained({str(out)!r}); "
+        "assert 'ropescale' not in sys.modules; "
+        "theta = 1.0 / (5e6 ** (torch.arange(0, 16, 2, dtype=torch.int64).float() / 16)); "
+        "print(m.config.rope_parameters['rope_theta'], m.config.max_position_embeddings, "
+        "torch.equal(m.model.rotary_emb.inv_freq, theta))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["5000000.0", "512", "True"], result.stderr
 
 
 def test_stock_transformers_in_a_fresh_process_without_ropescale(tmp_path, tiny_llama_dir, capsys):
@@ -216,3 +237,22 @@ def test_smollm2_gguf_extend_halves_inv_freq(tmp_path, capsys):
     report = json.loads(stdout)
     assert report["live_check"]["ok"] and report["counts"]["interpolated"] == 32
     assert report["original_window"] == 8192 and report["new_window"] == 16384
+
+
+def test_inspect_shows_the_base_bound_for_an_abf_checkpoint(tmp_path, tiny_llama_dir, capsys):
+    """ABF at the smallest base for the new window passes there; plain RoPE with the model's base of 10000
+    fails (B_m = sum_i cos(m theta_i) < 0 somewhere below 256, computed here directly)."""
+    bstar = smallest_base(16, 256)
+    out = tmp_path / "abf"
+    argv = ["extend", tiny_llama_dir, "--method", "abf", "--rope-theta", repr(bstar), "--factor", "4"]
+    assert run([*argv, "--out", out], capsys)[0] == 0
+    code, stdout, _ = run(["inspect", out], capsys)
+    assert (
+        code == 0
+        and f"smallest base for L' = 256 is {bstar:.4g}; abf frequencies pass for L' = 256" in stdout
+    )
+    theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    margins = torch.cos(torch.arange(256, dtype=torch.float64)[:, None] * theta).sum(-1)
+    first = int(torch.nonzero(margins < 0)[0, 0])
+    code, stdout, _ = run(["inspect", tiny_llama_dir, "--method", "none", "--factor", "4"], capsys)
+    assert code == 0 and f"none frequencies fail for L' = 256 (B_m < 0 at m = {first})" in stdout

@@ -77,6 +77,7 @@ CASES = {
         {"rope.scaling.type": "linear", "rope.scaling.factor": 4.0},
     ),
     "ntk": (["--method", "ntk", "--factor", "4"], "f32", {}),
+    "abf": (["--method", "abf", "--rope-theta", "5e5", "--factor", "4"], "f32", {}),
     "yarn": (
         ["--method", "yarn", "--factor", "4", "--beta-fast", "16"],
         "f16",
@@ -146,7 +147,7 @@ def test_extend_gguf_round_trip(tmp_path, llama_dir, capsys, case):
     report = json.loads(stdout)
     assert code == 0 and report["live_check"]["ok"]
     assert report["scaling_source"].startswith("GGUF ")
-    method = {"ntk": "none", "llama3-high8": "llama3"}.get(case, case)  # ntk is a base change in GGUF
+    method = {"ntk": "none", "abf": "none", "llama3-high8": "llama3"}.get(case, case)  # base changes
     assert report["method"] == method
 
 

@@ -63,6 +63,11 @@ def test_vllm_flags_carry_the_rope_parameters():
             ["-c", "8192", "--rope-freq-base", repr(ntk_base(128, 10000.0, 4.0))],
         ),
         (RopeScaling("llama3", 8.0, 8192), ["-c", "65536"]),
+        (RopeScaling("abf", 8.0, 8192, rope_theta=5e6), ["-c", "65536", "--rope-freq-base", "5000000"]),
+        (
+            RopeScaling("abf", 2.0, 4096, rope_theta=1234567.5),
+            ["-c", "8192", "--rope-freq-base", "1234567.5"],
+        ),
     ],
 )
 def test_llama_cpp_flags(spec, expected):

@@ -18,6 +18,7 @@ METHODS = {
     "none": RopeScaling("none", 1.0),
     "linear": RopeScaling("linear", 4.0),
     "ntk": RopeScaling("ntk", 4.0),
+    "abf": RopeScaling("abf", 4.0, rope_theta=5e5),
     "dynamic": RopeScaling("dynamic", 4.0),
     "yarn": RopeScaling("yarn", 4.0, beta_fast=8.0),
     "llama3": RopeScaling("llama3", 4.0),

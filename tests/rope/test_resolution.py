@@ -82,6 +82,16 @@ def test_ntk_keeps_the_fastest_and_divides_the_slowest_by_s(factor):
     assert all(row["angle_after"] <= row["angle_before"] for row in rows)
 
 
+@pytest.mark.parametrize("theta", [5e6, 1e9])
+def test_abf_keeps_the_fastest_and_moves_the_slowest_to_the_new_base(theta):
+    # the slowest frequency becomes theta^(-(d-2)/d): 100000^(-62/64) -> theta^(-62/64)
+    r = resolution(64, 100000.0, spec("abf", 4, rope_theta=theta), delta=0.25)
+    rows = r["per_frequency"]
+    assert rows[0]["angle_after"] == rows[0]["angle_before"] == 1.0 and r["fastest_ratio"] == 1.0
+    assert rows[-1]["angle_after"] == pytest.approx(theta ** (-62 / 64), rel=1e-6)
+    assert rows[-1]["angle_before"] == pytest.approx(100000.0 ** (-62 / 64), rel=1e-6)
+
+
 def test_llama3_bands():
     orig, factor = 8192, 8
     r = resolution(128, 500000.0, spec("llama3", factor, orig), delta=0.25)

@@ -79,6 +79,27 @@ def test_longrope_matches_transformers_short_and_long(head_dim, base, factor, or
         assert_same(spec, head_dim, base, seq_len)
 
 
+@pytest.mark.parametrize("head_dim,theta", itertools.product(HEAD_DIMS, (5e5, 1e6, 5e6, 1e7, 1e9)))
+def test_abf_equals_transformers_on_the_config_a_user_would_type(head_dim, theta):
+    """ABF against transformers' own computation of the config.json one edits by hand (rope_theta set,
+    rope_type default), not the config ropescale writes."""
+    typed = LlamaConfig(
+        hidden_size=head_dim * 4,
+        num_attention_heads=4,
+        head_dim=head_dim,
+        max_position_embeddings=8192,
+        rope_parameters={"rope_type": "default", "rope_theta": theta},
+    )
+    theirs, attention = LlamaRotaryEmbedding.compute_default_rope_parameters(typed)
+    ours = compute_freqs(head_dim, 10000.0, RopeScaling("abf", 4.0, 2048, rope_theta=theta))
+    torch.testing.assert_close(ours.inv_freq, theirs, rtol=RTOL, atol=0)
+    assert ours.attention_factor == attention == 1.0
+    assert transformers_rope(RopeScaling("abf", 4.0, 2048, rope_theta=theta), 10000.0, head_dim)[0] == {
+        "rope_type": "default",
+        "rope_theta": theta,
+    }
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -109,12 +130,13 @@ def test_longrope_attention_factor_override_matches_transformers():
     assert_same(spec, 96, 10000.0, seq_len=8192)
 
 
-@pytest.mark.parametrize("method", ["none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"])
+@pytest.mark.parametrize("method", ["none", "linear", "ntk", "abf", "dynamic", "yarn", "llama3", "longrope"])
 def test_cos_sin_and_rotated_qk_match_transformers(method):
     """Same cos/sin table and same rotated q/k as LlamaRotaryEmbedding + apply_rotary_pos_emb."""
     head_dim, base, orig, factor = 64, 10000.0, 512, 4.0
     short, long = longrope_factors(head_dim, factor)
     extra = {"short_factor": short, "long_factor": long} if method == "longrope" else {}
+    extra = {"rope_theta": 5e5} if method == "abf" else extra
     spec = RopeScaling(method, factor, orig, **extra)
     config = hf_config(head_dim, spec, base)
     rotary = LlamaRotaryEmbedding(config)

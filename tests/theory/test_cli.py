@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from ropescale.cli import main
+from ropescale.rope import smallest_base
 
 
 def run(argv, capsys):
@@ -94,3 +96,26 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 def test_missing_text_file(tiny_llama_dir, tmp_path, capsys):
     code, _, err = run(["theory", tiny_llama_dir, "--text", tmp_path / "nope.txt"], capsys)
     assert code == 2 and "nope.txt" in err
+
+
+def test_theory_prints_the_smallest_base_for_the_window_2x_and_4x(tiny_llama_dir, sample_text, capsys):
+    code, stdout, err = run(
+        ["theory", tiny_llama_dir, "--text", sample_text, "--tokens", 20, "--json"], capsys
+    )
+    assert code == 0, err
+    r = json.loads(stdout)["model_report"]["base_bound"]
+    want = {str(w): smallest_base(16, w) for w in (64, 128, 256)}  # the tiny model: d = 16, L = 64
+    assert r["smallest_base"] == want and r["base"] == 10000.0
+    # whether the base passes for L = 64, checked directly: sum_i cos(m theta_i) >= 0 for m < 64
+    theta = 10000.0 ** (-torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    margins = torch.cos(torch.arange(64, dtype=torch.float64)[:, None] * theta).sum(-1)
+    assert r["base_passes"] == bool((margins >= 0).all())
+    code, stdout, _ = run(["theory", tiny_llama_dir, "--text", sample_text, "--tokens", 20], capsys)
+    line = next(x for x in stdout.splitlines() if "smallest base per window" in x)
+    assert all(f"{w}: {b:.4g}" in line for w, b in want.items())
+
+
+def test_theory_says_what_pi_means_for_the_bound(tiny_llama_dir, sample_text, capsys):
+    argv = ["theory", tiny_llama_dir, "--method", "linear", "--factor", "4", "--text", sample_text]
+    code, stdout, _ = run([*argv, "--tokens", 20], capsys)
+    assert code == 0 and "B_m(theta / s) = B_(m/s)(theta)" in stdout and "linear frequencies" in stdout

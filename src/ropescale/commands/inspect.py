@@ -11,7 +11,7 @@ from ..models.export import serving_flags
 from ..models.load import rope_source
 from ..models.prepare import prepare_model
 from ..models.scale import check_rotary, rope_state
-from ..rope import dimension_table
+from ..rope import base_bound, dimension_table, format_base_bound_line
 from ..rope.resolution import format_resolution, resolution
 
 
@@ -35,6 +35,7 @@ class InspectResult(TypedDict):
     counts: dict[str, int]  # dimensions extrapolated / interpolated / blended
     dimensions: list[dict[str, Any]]  # rope.dimension_table
     resolution: dict[str, Any]  # rope.resolution.resolution
+    base_bound: dict[str, Any]  # rope.base_bound at the new window only
     live_check: dict[str, Any]  # ok, problems
     serving: dict[str, Any]
 
@@ -66,6 +67,7 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, state.base, spec),
+        "base_bound": base_bound(state.rotary_dim, state.base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
         "serving": serving_flags(spec, state.base, state.rotary_dim),
     }
@@ -85,6 +87,7 @@ def format_inspect(r: InspectResult) -> str:
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
         f"(divided by s), {c['blended']} blended",
         *format_resolution(r["resolution"]),
+        format_base_bound_line(r["base_bound"]),
         "",
         f"  {'i':>3} {'wavelength':>12} {'scaled':>12} {'rad/token':>10} {'scaled':>10} {'ratio':>9}  kind"
         "          unseen angles at new window",

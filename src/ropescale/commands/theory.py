@@ -13,7 +13,7 @@ from ..config import RopeScaling, TheoryConfig
 from ..data.corpora import read_text_file
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
-from ..rope import base_inv_freq
+from ..rope import base_bound, base_inv_freq, format_base_bound
 from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
 from ..theory.bounds import (
     B_theta,
@@ -82,6 +82,7 @@ def analyse(
         "max_B_beyond": b_plain,
         **_ratios(d, base, b_plain),
         "resolution": resolution(d, base, spec, delta),
+        "base_bound": base_bound(d, base, spec),
         "layers": layers,
     }
 
@@ -245,6 +246,7 @@ def format_model(r: dict[str, Any]) -> list[str]:
             f"angles, up to {r['max_effective_position_over_L']:.2f} L)"
         )
     lines += format_resolution(r["resolution"])
+    lines += format_base_bound(r["base_bound"])
     lines += [
         f"  q/k: first {r['tokens']} tokens of {r['text']}",
         "  max|h|: over heads, frequencies and all position pairs n <= m of the sample",

@@ -1,6 +1,14 @@
 """Pure RoPE math: one record per scaling method (formula, defaults, checks, transformers keys, serving
 notes) and one registry. No nn.Module, no model config."""
 
+from .base_lower_bound import (
+    base_bound,
+    first_violation,
+    format_base_bound,
+    format_base_bound_line,
+    similarity_margin,
+    smallest_base,
+)
 from .methods import (
     METHODS,
     Method,
@@ -20,14 +28,20 @@ __all__ = [
     "Method",
     "RopeFreqs",
     "apply_rotary",
+    "base_bound",
     "base_inv_freq",
     "compute_freqs",
     "cos_sin",
     "dimension_table",
+    "first_violation",
     "flag_number",
+    "format_base_bound",
+    "format_base_bound_line",
     "method",
     "ntk_base",
     "reading",
     "rotate_half",
+    "similarity_margin",
+    "smallest_base",
     "yarn_correction_range",
 ]

@@ -206,6 +206,41 @@ NTK = Method(
 )
 
 
+# ----------------------------------------------------------------------------- abf
+def abf(head_dim: int, base: float, s: RopeScaling, seq_len: int | None = None) -> RopeFreqs:
+    """Adjusted base frequency (Xiong et al. 2023, "Effective Long-Context Scaling"; Code Llama, Qwen2.5,
+    SmolLM3): theta_i = b'^(-2i/d) with the base b' = --rope-theta typed in, whatever the model's b."""
+    _abf_check(s, head_dim)
+    return _out(base_inv_freq(head_dim, s.rope_theta))
+
+
+def _abf_check(s: RopeScaling, rotary_dim: int | None) -> None:
+    theta = s.rope_theta
+    if theta is None:
+        raise ValueError("--method abf needs --rope-theta (the new RoPE base, e.g. 5e6)")
+    if (
+        isinstance(theta, bool)
+        or not isinstance(theta, (int, float))
+        or not math.isfinite(theta)
+        or theta <= 1
+    ):
+        raise ValueError(f"--rope-theta must be a number > 1, got {theta!r}")
+
+
+ABF = Method(
+    "abf",
+    abf,
+    parameters={"rope_theta": None},
+    transformers_type="default",  # saved as a plain base change, which every reader of the format runs
+    new_base=lambda dim, base, s: float(s.rope_theta),
+    check=_abf_check,
+    llama_cpp=lambda s, base, dim: (
+        ["--rope-freq-base", flag_number(s.rope_theta)],
+        ["ABF is a base change; the converter writes the new rope_theta as freq_base"],
+    ),
+)
+
+
 # ----------------------------------------------------------------------------- dynamic NTK
 def dynamic(head_dim: int, base: float, s: RopeScaling, seq_len: int | None = None) -> RopeFreqs:
     """Dynamic NTK (emozilla 2023): NTK base recomputed per length,
@@ -411,7 +446,7 @@ LONGROPE = Method(
 
 
 # ----------------------------------------------------------------------------- the registry
-METHODS: dict[str, Method] = {m.name: m for m in (NONE, LINEAR, NTK, DYNAMIC, YARN, LLAMA3, LONGROPE)}
+METHODS: dict[str, Method] = {m.name: m for m in (NONE, LINEAR, NTK, ABF, DYNAMIC, YARN, LLAMA3, LONGROPE)}
 
 
 def method(name: str) -> Method:

@@ -77,6 +77,9 @@ class RopeScaling:
     long_factor: tuple[float, ...] | None = knob(
         None, "longrope: per-dimension factors (head_dim/2 values, comma-separated) used beyond L"
     )
+    rope_theta: float | None = knob(
+        None, "abf: the new RoPE base (config.json's rope_theta), e.g. 5e6; `ropescale theory` suggests one"
+    )
 
     def __post_init__(self) -> None:
         one_of(self.rope_type, tuple(sorted(METHOD_NAMES)), "--method")
@@ -96,6 +99,8 @@ class RopeScaling:
             bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
             if bad or not values:
                 raise ValueError(f"--{name.replace('_', '-')} must be a non-empty list of positive numbers")
+        if self.rope_theta is not None and "rope_theta" not in METHODS[self.rope_type].parameters:
+            raise ValueError(f"--rope-theta applies to --method abf only, got --method {self.rope_type}")
         METHODS[self.rope_type].check(self, None)  # the method's own checks (rope/methods.py)
 
     def require_original(self) -> int:
