@@ -4,7 +4,9 @@ parent, is the same before and after). In-process through `ropescale.cli.main`, 
 
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
 
 import pytest
 import torch
@@ -37,8 +39,15 @@ CASES = [
     ("eval-without-command", "eval", "the following arguments are required: COMMAND"),
     ("unknown-flag", f"{EXTEND} --bogus 1", "unrecognized arguments: --bogus"),
     ("config-missing", f"{EXTEND} --config {{w}}/nope.json", "--config {w}/nope.json: no such file"),
-    ("config-not-json", f"{EXTEND} --config {{w}}/broken.json", "--config {w}/broken.json: not valid json"),
+    ("config-not-json", f"{EXTEND} --config {{w}}/broken.json", "--config {w}/broken.json: not valid JSON"),
     ("config-unknown-key", f"{EXTEND} --config {{w}}/unknown.json", "unknown keys ['colour']"),
+    ("config-directory", f"{EXTEND} --config {{w}}/full", "--config {w}/full: a directory, not a JSON or TOML file"),
+    ("config-out-number", "extend {m} --method linear --factor 2 --config {w}/out-number.toml", "--config {w}/out-number.toml: out = 5: expected a string"),
+    ("config-rope-number", f"{EXTEND} --config {{w}}/rope-number.toml", "--config {w}/rope-number.toml: rope is a group of knobs"),
+    ("config-steps-float", f"{TRAIN} --config {{w}}/steps-float.json", "--config {w}/steps-float.json: steps = 1.5: expected an integer"),
+    ("config-bool", f"{EXTEND} --config {{w}}/overwrite-text.json", "--config {w}/overwrite-text.json: overwrite = 'yes': expected true or false"),
+    ("config-bad-factor-overridden", f"{EXTEND} --config {{w}}/factor-half.toml", "--config {w}/factor-half.toml: --factor must be >= 1, got 0.5"),
+    ("config-bad-method-overridden", f"{EXTEND} --config {{w}}/method-bad.json", "--config {w}/method-bad.json: --method must be one of"),
     # extend
     ("extend-method", "extend {m} --method ntk-by-parts --out {o}", "--method must be one of"),
     ("extend-factor-small", "extend {m} --method linear --factor 0.5 --out {o}", "--factor must be >= 1"),
@@ -55,6 +64,12 @@ CASES = [
     ("extend-out-not-empty", "extend {m} --method linear --factor 2 --out {w}/full", "--out {w}/full exists and is not empty; pass --overwrite"),
     ("extend-out-is-file", "extend {m} --method linear --factor 2 --out {w}/afile", "--out {w}/afile exists and is not a directory"),
     ("extend-out-under-file", "extend {m} --method linear --factor 2 --out {w}/afile/sub", "--out {w}/afile/sub: {w}/afile is a file"),
+    ("extend-out-dangling", f"{EXTEND.replace('{o}', '{w}/dangling')}", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("extend-out-loop", f"{EXTEND.replace('{o}', '{w}/loop')}", "--out {w}/loop: {w}/loop is a symbolic link loop"),
+    ("extend-out-under-dangling", f"{EXTEND.replace('{o}', '{w}/dangling/x')}", "--out {w}/dangling/x: {w}/dangling is a symbolic link to nothing"),
+    ("extend-out-dot", f"{EXTEND.replace('{o}', '.')}", "--out '.': not a name for a new file or directory"),
+    ("extend-out-dotdot", f"{EXTEND.replace('{o}', '{w}/outs/..')} --overwrite", "--out '{w}/outs/..': not a name"),
+    ("extend-out-empty", EXTEND.replace("{o}", "''"), "--out '.': not a name for a new file or directory"),
     ("extend-longrope-bare", "extend {m} --method longrope --factor 2 --out {o}", "--method longrope needs both --short-factor and --long-factor"),
     ("extend-longrope-length", "extend {m} --method longrope --factor 2 --short-factor 1,1 --long-factor 2,2 --out {o}", "--long-factor/--short-factor need head_dim/2 = 8"),
     ("extend-longrope-uneven", "extend {m} --method longrope --factor 2 --short-factor 1,1 --long-factor 2 --out {o}", "--short-factor and --long-factor must have the same length"),
@@ -80,6 +95,8 @@ CASES = [
     ("inspect-factor", "inspect {m} --method yarn --factor 0", "--factor must be >= 1"),
     ("inspect-original-too-large", "inspect {m} --method linear --factor 2 --original-max-position-embeddings 999", "--original-max-position-embeddings 999 is larger"),
     ("inspect-header-only-gguf", "inspect {w}/header.gguf", "MODEL {w}/header.gguf: not a readable GGUF"),
+    ("inspect-own-factor-half", "inspect {w}/half", "MODEL {w}/half: its config's rope_parameters are not valid (factor must be >= 1, got 0.5)"),
+    ("extend-own-factor-half", "extend {w}/half --method linear --factor 2 --out {o}", "MODEL {w}/half: its config's rope_parameters"),
     ("inspect-device", "inspect {m} --device tpu9", "--device 'tpu9'"),
     # theory
     ("theory-nothing", "theory", "give a MODEL to analyse, --figures DIR, or both"),
@@ -87,11 +104,19 @@ CASES = [
     ("theory-base", "theory --figures {o} --base 1", "--base must be a number > 1"),
     ("theory-eps", "theory --figures {o} --eps -1", "--eps must be a number >= 0"),
     ("theory-window", "theory --figures {o} --window 0", "--window must be an integer >= 1"),
+    ("theory-factor-huge", "theory {m} --method linear --factor 1e300", "--factor must be in [1, 1024], got 1e+300"),
+    ("theory-yarn-huge", "theory {m} --method yarn --factor 1e12", "--factor must be in [1, 1024]"),
+    ("theory-base-huge", "theory --figures {o} --base 1e300", "--base must be a number > 1 and <= 1e12"),
+    ("theory-window-huge", "theory --figures {o} --window 100000000", "--window must be an integer in [1, 16384]"),
+    ("theory-seed-negative", "theory --figures {o} --seed -1", "--seed must be an integer >= 0, got -1"),
     ("theory-figures-not-empty", "theory --figures {w}/full", "--figures {w}/full exists and is not empty"),
     ("theory-figures-under-file", "theory --figures {w}/afile/figs", "--figures {w}/afile/figs: {w}/afile is a file"),
     ("theory-out-exists", "theory {m} --out {w}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("theory-out-is-dir", "theory {m} --out {w}/full", "--out {w}/full is a directory"),
     ("theory-no-rope", "theory {w}/gpt2", "no rotary position embedding"),
+    ("theory-text-binary", "theory {m} --text {w}/binary.txt", "--text {w}/binary.txt: looks like a binary file"),
+    ("theory-text-directory", "theory {m} --text {w}/full", "--text {w}/full: a directory, not a text file"),
+    ("theory-text-empty", "theory {m} --text {w}/empty/blank.txt", "--text {w}/empty/blank.txt: empty (no text)"),
     ("theory-tokens", "theory {m} --tokens 1", "--tokens must be an integer >= 2"),
     # pretrain
     ("pretrain-seq-len", "pretrain --seq-len 1 --out {o}", "--seq-len must be an integer >= 2"),
@@ -153,10 +178,13 @@ CASES = [
     ("train-resume-other-rope", f"{RESUME.replace('--factor 2', '--factor 4')} --steps 3", "rope: checkpoint"),
     ("train-resume-nothing", f"{TRAIN} --resume", "--resume: no checkpoint in {o}/checkpoints"),
     ("train-out-under-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile/run", "--out {w}/afile/run: {w}/afile is a file"),
+    ("train-out-dangling", "train {m} --data {d} --method linear --factor 2 --out {w}/dangling", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("train-out-loop", "train {m} --data {d} --method linear --factor 2 --out {w}/loop --resume", "--out {w}/loop: {w}/loop is a symbolic link loop"),
     ("train-out-file", "train {m} --data {d} --method linear --factor 2 --out {w}/afile", "--out {w}/afile exists and is not a directory"),
     ("train-out-not-empty", "train {m} --data {d} --method linear --factor 2 --out {w}/done", "--out {w}/done exists and is not empty"),
     ("train-device-unknown", f"{TRAIN} --device tpu9", "--device 'tpu9' is not a torch device"),
     pytest.param("train-device-cuda", f"{TRAIN} --device cuda", "--device cuda: this torch", marks=pytest.mark.skipif(not NO_CUDA, reason="a GPU is present")),
+    ("train-seed-huge", f"{TRAIN} --seed 18446744073709551616", "--seed must be an integer in [0,"),
     ("train-micro-batch", f"{TRAIN} --micro-batch-size 0", "--micro-batch-size must be an integer >= 1"),
     ("train-keep", f"{TRAIN} --keep-checkpoints 0", "--keep-checkpoints must be an integer >= 1"),
     ("train-eval-sequences", f"{TRAIN} --eval-sequences 0", "--eval-sequences must be an integer >= 1"),
@@ -172,12 +200,15 @@ CASES = [
     ("ppl-stride", "eval ppl --model {m} --data {d} --lengths 64 --stride 500", "--stride 500 must be <= every --lengths value"),
     ("ppl-out-exists", f"{PPL} --out {{w}}/res.json", "--out {w}/res.json exists; pass --overwrite"),
     ("ppl-out-dir", f"{PPL} --out {{w}}/full", "--out {w}/full is a directory"),
-    ("ppl-out-under-file", f"{PPL} --out {{w}}/afile/res.json", "--out {w}/afile/res.json: directory {w}/afile is not a directory"),
-    ("ppl-out-missing-dir", f"{PPL} --out {{w}}/nodir/res.json", "directory {w}/nodir does not exist"),
+    ("ppl-out-under-file", f"{PPL} --out {{w}}/afile/res.json", "--out {w}/afile/res.json: {w}/afile is a file, not a directory"),
+    ("ppl-out-dangling-parent", f"{PPL} --out {{w}}/dangling/res.json", "--out {w}/dangling/res.json: {w}/dangling is a symbolic link to nothing"),
+    ("ppl-out-dot", f"{PPL} --out .", "--out '.': not a name"),
     ("ppl-data-empty", "eval ppl --model {m} --data {w}/empty --lengths 64 --stride 64", "--data {w}/empty: no documents found"),
     ("ppl-data-binary", "eval ppl --model {m} --data {w}/binary.txt --lengths 64 --stride 64", "--data {w}/binary.txt: looks like a binary file"),
     ("ppl-truncate", "eval ppl --model {m} --data {d} --truncate-to 1", "--truncate-to must be an integer >= 2"),
     ("ppl-truncate-short", "eval ppl --model {m} --data {d} --lengths 64 --truncate-to 32 --stride 32", "--lengths 64 is longer than the documents (--truncate-to 32)"),
+    ("ppl-seed-negative", f"{PPL} --seed -1", "--seed must be an integer >= 0, got -1"),
+    ("ppl-seed-huge", f"{PPL} --seed 99999999999999999999999", "--seed must be an integer in [0, 4294967295]"),
     ("ppl-bootstrap", f"{PPL} --bootstrap 0", "--bootstrap must be an integer >= 1"),
     ("ppl-max-docs", f"{PPL} --max-docs 0", "--max-docs must be an integer >= 1"),
     ("ppl-batch-tokens", f"{PPL} --batch-tokens 0", "--batch-tokens must be an integer >= 1"),
@@ -209,8 +240,13 @@ CASES = [
     ("report-missing", "report {w}/nope.json --out {o}", "RESULTS {w}/nope.json: no such file"),
     ("report-not-json", "report {w}/broken.json --out {o}", "RESULTS {w}/broken.json: not a readable JSON file"),
     ("report-not-a-result", "report {w}/unknown.json --out {o}", "RESULTS {w}/unknown.json: not a ropescale eval result"),
-    ("report-incomplete-result", "report {w}/res.json --out {o}", "RESULTS: a result file lacks the field"),
+    ("report-incomplete-result", "report {w}/res.json --out {o}", "RESULTS {w}/res.json: a ppl result lacks the field"),
+    ("report-passkey-without-k", "report {w}/passkey-no-k.json --out {o}", "RESULTS {w}/passkey-no-k.json: a passkey result lacks the field 'k'"),
+    ("report-binary", "report {w}/binary.txt --out {o}", "RESULTS {w}/binary.txt: not a readable JSON file"),
+    ("report-directory", "report {w}/full --out {o}", "RESULTS {w}/full: a directory, not a result file"),
     ("report-out-not-empty", "report {w}/res.json --out {w}/full", "--out {w}/full exists and is not empty"),
+    ("report-out-dangling", "report {w}/res.json --out {w}/dangling", "--out {w}/dangling: {w}/dangling is a symbolic link to nothing"),
+    ("report-out-loop", "report {w}/res.json --out {w}/loop", "--out {w}/loop: {w}/loop is a symbolic link loop"),
     ("report-out-under-file", "report {w}/res.json --out {w}/afile/r", "--out {w}/afile/r: {w}/afile is a file"),
     # demo
     ("demo-model", "demo --model foo --out {o}", "--model must be one of"),
@@ -234,6 +270,10 @@ def world(tmp_path_factory):
     w = tmp_path_factory.mktemp("world")
     torch.manual_seed(0)
     save_tiny_llama(LlamaForCausalLM(tiny_llama_config()).eval(), w / "model")
+    shutil.copytree(w / "model", w / "half")  # a checkpoint whose own config carries factor 0.5
+    config = json.loads((w / "half" / "config.json").read_text())
+    config["rope_parameters"] = {**config["rope_parameters"], "rope_type": "linear", "factor": 0.5}
+    (w / "half" / "config.json").write_text(json.dumps(config))
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50)).save_pretrained(w / "gpt2")
     (w / "corpus").mkdir()
     for i in range(3):
@@ -251,9 +291,22 @@ def world(tmp_path_factory):
     (w / "full").mkdir()
     (w / "full" / "keep.txt").write_text("precious")
     (w / "outs").mkdir()  # the parent of every fresh output path
+    (w / "dangling").symlink_to(w / "nowhere")
+    (w / "loop").symlink_to(w / "loop")
     (w / "res.json").write_text('{"kind": "ppl"}\n')
     (w / "broken.json").write_text("{not json")
+    lengths = [{"length": 64, "k_max": 0, "accuracy": 0.5, "ks": [{"accuracy": 0.5}]}]
+    model = {"name": "m", "method": "none", "factor": 1.0, "window": 64, "original_window": 64}
+    (w / "passkey-no-k.json").write_text(
+        json.dumps({"kind": "passkey", "model": model, "lengths": lengths, "depths": []})
+    )
     (w / "unknown.json").write_text('{"colour": "red"}')
+    (w / "out-number.toml").write_text("out = 5\n")
+    (w / "rope-number.toml").write_text("rope = 3\n")
+    (w / "steps-float.json").write_text('{"steps": 1.5}')
+    (w / "overwrite-text.json").write_text('{"overwrite": "yes"}')
+    (w / "factor-half.toml").write_text("factor = 0.5\n")  # --factor 2 on the command line overrides it
+    (w / "method-bad.json").write_text('{"method": "ntk-by-parts"}')
     (w / "out-full.json").write_text(f'{{"out": "{w / "full"}"}}')
     (w / "broken.gguf").write_bytes(b"GGUF" + b"\x00garbage" * 50)
     _header_only_gguf(w / "header.gguf")
@@ -296,9 +349,13 @@ def listing(root) -> list[tuple]:
     """Every path under `root` with its kind, and for files their size and modification time."""
     rows = []
     for p in sorted(root.rglob("*")):
-        stat = p.stat()
+        stat = p.lstat()  # links that lead nowhere are part of the tree too
         rows.append(
-            (str(p.relative_to(root)), p.is_dir(), None if p.is_dir() else (stat.st_size, stat.st_mtime_ns))
+            (
+                str(p.relative_to(root)),
+                p.is_dir(),
+                None if p.is_dir() else (stat.st_size, stat.st_mtime_ns, stat.st_mode),
+            )
         )
     return rows
 
@@ -315,3 +372,28 @@ def test_bad_input(world, capsys, case, argv, expect):
     assert "error: " in err and "Traceback" not in err
     assert expect.format(**paths) in err
     assert listing(world) == before  # nothing written, moved or deleted, not even a temporary directory
+
+
+def test_written_weights_follow_the_umask(world, tmp_path):
+    """`train`'s final model and checkpoints and `extend`'s checkpoint: model.safetensors has the mode of the
+    run's other files (safetensors alone writes it 0600)."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert main(shlex.split(EXTEND.format(m=world / "model", o=tmp_path / "ext"))) == 0
+    for d in (world / "done", world / "done" / "checkpoints" / "step-0000002", tmp_path / "ext"):
+        for name in ("model.safetensors", "config.json"):
+            if (d / name).exists():
+                assert stat.S_IMODE((d / name).stat().st_mode) == 0o666 & ~mask, d / name
+
+
+def test_missing_parents_of_out_are_created_by_every_command(world, tmp_path, capsys):
+    """One rule (docs/design.md): a missing parent of --out is created, for a result file as for a
+    directory; `eval ppl` refused it while `extend` created it."""
+    ppl = PPL.format(m=world / "model", d=world / "corpus")
+    assert main(shlex.split(f"{ppl} --out {tmp_path}/new/deeper/res.json")) == 0
+    assert (tmp_path / "new" / "deeper" / "res.json").is_file()
+    assert main(shlex.split(EXTEND.format(m=world / "model", o=tmp_path / "a" / "b" / "ext"))) == 0
+    assert (tmp_path / "a" / "b" / "ext" / "config.json").is_file()

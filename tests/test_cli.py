@@ -66,3 +66,23 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.build_parser()[0].parse_args(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ropescale {__version__}"
+
+
+def test_builtin_model_names_are_the_same_for_every_command(tmp_path, capsys):
+    """`demo --model tiny` worked while `inspect tiny` / `extend tiny` said "no such file": MODEL `tiny` is the
+    shipped base model in every command, and the error for an unknown name lists it."""
+    from pathlib import Path
+
+    import ropescale
+    from ropescale.cli import main
+
+    assert main(["inspect", "tiny", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert main(["extend", "tiny", "--method", "linear", "--factor", "2", "--out", str(tmp_path / "x")]) == 0
+    config = json.loads((tmp_path / "x" / "config.json").read_text())
+    shipped = json.loads((Path(ropescale.__file__).parent / "demo" / "base" / "config.json").read_text())
+    assert config["hidden_size"] == shipped["hidden_size"] and shown
+    assert config["rope_parameters"]["factor"] == 2.0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert "one of: smollm2-135m, tiny" in capsys.readouterr().err

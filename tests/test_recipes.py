@@ -174,3 +174,32 @@ def test_a_base_without_recipe_json_reproduces_its_command(tmp_path):
     assert (info["passkey_fraction"], info["data"], info["window"]) == (0.2, "shakespeare", 64)
     line = info["commands"][0].removeprefix("ropescale ").replace("--out DIR", "--out x")
     assert _parse(line) == cfg
+
+
+def test_config_file_values_are_converted_like_flags(tmp_path):
+    """A --config file's values go through the flags' conversion: an integer for a float knob, a list or a
+    number for a comma-separated knob, a path from a string; the result equals the command line's."""
+    path = tmp_path / "c.toml"
+    path.write_text('out = "o"\nfactor = 2\nmethod = "linear"\nlengths = [64, 128]\nstride = "32"\n')
+    from_file = cli.parse(["eval", "ppl", "m", "--data", "d", "--config", str(path)])[1]
+    from_flags = cli.parse(
+        [
+            "eval",
+            "ppl",
+            "m",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--factor",
+            "2.0",
+            "--method",
+            "linear",
+            "--lengths",
+            "64,128",
+            "--stride",
+            "32",
+        ]
+    )[1]
+    assert from_file == from_flags
+    assert isinstance(from_file.rope.factor, float) and from_file.lengths == [64, 128]

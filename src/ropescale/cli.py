@@ -328,27 +328,98 @@ def parse(argv: list[str] | None = None) -> tuple[str, Any]:
     twice = _merge_aliases(args, strict=True)
     if twice:
         leaves[args._command].error(twice)
-    if _layer_defaults(leaves[args._command], cmd, args.config):
+    layers = _layer_defaults(leaves[args._command], cmd, args.config)
+    if layers:
         args = parser.parse_args(argv)
         _merge_aliases(args, strict=False)  # a --NAME flag wins over the file, like every flag
     missing = [name for dest, name in _required(cmd.config).items() if getattr(args, dest, None) is None]
     if missing:
         leaves[args._command].error(f"the following arguments are required: {', '.join(missing)}")
-    return args._command, nest(cmd.config, vars(args))
+    cfg = nest(cmd.config, vars(args))
+    _check_layers(cmd, args, layers)
+    return args._command, cfg
 
 
-def _layer_defaults(leaf: argparse.ArgumentParser, cmd: Command, config: str | None) -> bool:
+def _layer_defaults(
+    leaf: argparse.ArgumentParser, cmd: Command, config: str | None
+) -> list[tuple[str, dict]]:
     """Defaults in layers over the fields' own: the command's shipped recipe, then the --config file (flags
-    given on the command line win over all of them). Returns whether any layer was applied."""
+    given on the command line win over all of them). Each file's values are converted and checked like the
+    flags' text (`_from_file`). Returns each layer's name and {dest: value}."""
     layers = [name for name in (cmd.recipe, config) if name]
     dests = flat_keys(cmd.config)
+    actions = {a.dest: a for a in leaf._actions}
+    applied = []
     for name in layers:
         values = read(name)
         unknown = sorted(k for k in values if k not in dests)
         if unknown:
             raise ValueError(f"--config {name}: unknown keys {unknown}")
-        leaf.set_defaults(**{dests[k]: v for k, v in values.items()})
-    return bool(layers)
+        converted = {dests[k]: _from_file(name, k, v, actions.get(dests[k])) for k, v in values.items()}
+        leaf.set_defaults(**converted)
+        applied.append((name, converted))
+    return applied
+
+
+def _from_file(name: str, key: str, value: Any, action: argparse.Action | None) -> Any:
+    """A --config value converted as its flag's text is (`factor = "2"` and `factor = 2` alike), or a
+    ValueError naming the file and the key: `out = 5`, `rope = 3`, `steps = 1.5`, `lengths = true`."""
+    if (
+        action is None and value is not None
+    ):  # a group's own name (null: the group is unset): its knobs are set one by one (a [rope] table, or factor = 2)
+        raise ValueError(
+            f"--config {name}: {key} is a group of knobs; set them one by one ({key}.NAME = ...)"
+        )
+    if value is None:
+        return None
+    conv = action.type
+    try:
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+            return value
+        if isinstance(value, bool):
+            raise ValueError("expected a value, not true/false")
+        if action.nargs == "+":  # a positional list (report's RESULTS)
+            return [_scalar(conv, v) for v in (value if isinstance(value, list) else [value])]
+        if getattr(conv, "__name__", "").startswith("list of"):  # comma-separated on the command line
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(v, (bool, list, dict)) for v in items):
+                raise ValueError(f"expected a {conv.__name__}")
+            return conv(",".join(str(v) for v in items))
+        value = _scalar(conv, value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+        raise ValueError(f"--config {name}: {key} = {value!r}: {err}") from None
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(
+            f"--config {name}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}"
+        )
+    return value
+
+
+def _scalar(conv: Any, value: Any) -> Any:
+    if isinstance(value, (bool, list, dict)):
+        raise ValueError(f"expected a single {getattr(conv, '__name__', 'value')}")
+    if conv in (str, Path) or conv is None:
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value if conv is None else conv(value)
+    if conv is int and isinstance(value, float):
+        raise ValueError("expected an integer")
+    return conv(value)
+
+
+def _check_layers(cmd: Command, args: argparse.Namespace, layers: list[tuple[str, dict]]) -> None:
+    """A file's values are checked even where a flag overrides them: the config is built once more with the
+    file's values in place of those flags, and its error names the file."""
+    given = vars(args)
+    for name, values in layers:
+        if all(given.get(dest) == v for dest, v in values.items()):
+            continue  # nothing overridden: the real config checked these values already
+        try:
+            nest(cmd.config, {**given, **values})
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"--config {name}: {str(err).strip().splitlines()[0]}") from None
 
 
 def defaults(command: str) -> dict[str, Any]:
@@ -384,7 +455,7 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         disable_progress_bars()
-        for name in ("huggingface_hub", "datasets", "filelock", "urllib3"):
+        for name in ("huggingface_hub", "datasets", "filelock", "urllib3", "lm_eval", "lm-eval"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 

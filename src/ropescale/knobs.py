@@ -8,6 +8,8 @@ A knob's metadata may carry:
   - ``choices``: the valid values (checked by `check_knobs`, listed in --help);
   - ``at_least``: a lower bound (an integer knob unless ``integer=False``; None and lists of numbers pass
     through element-wise), checked by `check_knobs`;
+  - ``at_most``: an upper bound, the end of the knob's documented range where large values would overflow
+    or allocate without bound (seeds, theory's sizes), checked by `check_knobs`;
   - ``positive``: a number > 0 (or None), checked by `check_knobs`.
 So a new knob is one field: its constraints live beside its doc, and each config's ``__post_init__``
 calls ``check_knobs(self)`` once before its cross-knob checks.
@@ -52,6 +54,26 @@ def at_least(cfg: Any, low: float, *names: str, integer: bool = True) -> None:
                 raise ValueError(f"{flag_} must be {what} >= {low:g}, got {v!r}")
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here (torch's at 2**64 - 1)
+
+
+def at_most(cfg: Any, high: float, name: str, low: float | None = None, integer: bool = True) -> None:
+    """The knob `name` (None, a number or a list of numbers, already checked by `at_least`) is <= `high`;
+    the error names the flag and the documented range."""
+    f = next(f for f in dataclasses.fields(cfg) if f.name == name)
+    value = getattr(cfg, name)
+    for v in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
+        if v > high:
+            what = "an integer" if integer else "a number"
+            span = f"in [{_num(low)}, {_num(high)}]" if low is not None else f"<= {_num(high)}"
+            raise ValueError(f"{flag(f)} must be {what} {span}, got {v!r}")
+
+
+def _num(x: float) -> str:
+    """4294967295 as written, 1e+12 as %g: the bound in an error reads as the flag's documentation."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e10 else f"{x:g}"
+
+
 def one_of(value: Any, choices: tuple[str, ...], flag: str) -> None:
     """The one choice check of every config: the error names the flag and the valid values."""
     if value not in choices:
@@ -73,5 +95,7 @@ def check_knobs(cfg: Any) -> None:
             one_of(value, tuple(meta["choices"]), flag(f))
         if "at_least" in meta:
             at_least(cfg, meta["at_least"], f.name, integer=meta.get("integer", True))
+        if "at_most" in meta:
+            at_most(cfg, meta["at_most"], f.name, meta.get("at_least"), meta.get("integer", True))
         if meta.get("positive"):
             positive(value, flag(f))

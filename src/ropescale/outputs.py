@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -20,9 +21,35 @@ from pathlib import Path
 from typing import Any
 
 
+def check_location(out: Path, flag: str = "--out") -> None:
+    """The one check of an output location, before any work: `out` names a new entry (not empty, `.`,
+    `..` or `/`), is not a dangling or looping symbolic link, and no ancestor of it is a file, a dangling
+    link or a link loop. Missing parent directories are allowed: they are created when the output is
+    (`mkdir -p`), and removed again if the command fails (see `claim`)."""
+    raw = str(out)
+    out = Path(out)
+    if not raw.strip() or out.name in ("", ".", ".."):
+        raise ValueError(f"{flag} {raw!r}: not a name for a new file or directory (e.g. runs/result)")
+    here = Path.cwd().resolve()
+    with contextlib.suppress(OSError):
+        if out.is_dir() and (here == out.resolve() or out.resolve() in here.parents):
+            raise ValueError(f"{flag} {out}: the current directory is inside it")
+    for p in [out, *out.parents]:
+        if not os.path.lexists(p):
+            continue
+        try:
+            p.stat()
+        except OSError as err:  # ELOOP, or ENOENT through a dangling link
+            what = "a symbolic link loop" if err.errno == errno.ELOOP else "a symbolic link to nothing"
+            raise ValueError(f"{flag} {out}: {p} is {what}") from None
+        if p != out and not p.is_dir():
+            raise ValueError(f"{flag} {out}: {p} is a file, not a directory")
+
+
 def check_writable(out: Path, flag: str = "--out") -> None:
     """`out` can be created: its nearest existing ancestor is a directory this process may write in."""
     out = Path(out)
+    check_location(out, flag)
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -38,6 +65,7 @@ def check_out_dir(out: Path, overwrite: bool, flag: str = "--out") -> None:
     """Refuse an existing non-empty output directory unless overwriting was asked for, and one that
     cannot be written."""
     out = Path(out)
+    check_location(out, flag)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -46,33 +74,65 @@ def check_out_dir(out: Path, overwrite: bool, flag: str = "--out") -> None:
 
 
 def check_out_file(out: Path, flag: str = "--out", overwrite: bool = True) -> None:
-    """A result file path: not a directory, in an existing writable directory, and (unless `overwrite`)
-    not already there."""
+    """A result file path: not a directory, under a directory that exists or can be created, and (unless
+    `overwrite`) not already there."""
     out = Path(out)
+    check_location(out, flag)
     if out.exists() and out.is_dir():
         raise ValueError(f"{flag} {out} is a directory; expected a file path")
-    if not out.parent.is_dir():
-        what = "is not a directory" if out.parent.exists() else "does not exist"
-        raise ValueError(f"{flag} {out}: directory {out.parent} {what}")
     if out.exists() and not overwrite:
         raise ValueError(f"{flag} {out} exists; pass --overwrite to replace it")
     check_writable(out, flag)
 
 
+def missing_parents(out: Path) -> list[Path]:
+    """The ancestors of `out` that do not exist yet, outermost first."""
+    return [p for p in reversed(Path(out).parents) if not os.path.lexists(p)]
+
+
+@contextlib.contextmanager
+def claim(out: Path) -> Iterator[None]:
+    """The one cleanup path for an output's parents: they are created on entry (`mkdir -p`), and those this
+    created are removed again (when still empty) if the body fails."""
+    made = missing_parents(out)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path, overwrite: bool = False, flag: str = "--out") -> Iterator[Path]:
-    """Yield a temporary directory next to `out`; on success it replaces `out`, on error it is removed."""
+    """Yield a temporary directory next to `out`; on success it replaces `out`, on error it is removed
+    (with the parents this created)."""
     out = Path(out)
     check_out_dir(out, overwrite, flag)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any other directory
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, out)
+    with claim(out):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        # mkdtemp makes it private; the result should look like any other directory
+        tmp.chmod(0o777 & ~_umask())
+        try:
+            yield tmp
+            follow_umask(tmp)
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def follow_umask(root: Path, recursive: bool = True) -> None:
+    """Give the files and directories under `root` the modes the umask gives new ones: libraries write some
+    files private (safetensors' 0600 weights), so another user of a shared checkpoint directory could read
+    every file but the weights."""
+    mask = _umask()
+    for path in [Path(root), *(Path(root).rglob("*") if recursive else Path(root).iterdir())]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _umask() -> int:
@@ -87,7 +147,12 @@ def replace_dir(src: Path, dst: Path) -> None:
     if dst.exists():
         old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
         os.replace(dst, old)
-    os.replace(src, dst)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        if old is not None:  # the previous result goes back in place
+            os.replace(old, dst)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -95,17 +160,17 @@ def replace_dir(src: Path, dst: Path) -> None:
 def write_text(path: Path, text: str) -> None:
     """Write a text file atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with claim(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def jsonable(obj: Any) -> Any:

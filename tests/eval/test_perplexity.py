@@ -159,3 +159,26 @@ def test_bootstrap_ci_matches_explicit_resampling():
     assert lo < math.exp(nll.sum() / cnt.sum()) < hi
     same = bootstrap_ci(np.array([2.0, 2.0]), np.array([1, 1]), np.exp)
     assert same == pytest.approx((math.exp(2), math.exp(2)))
+
+
+def test_truncate_to_beyond_every_document_is_refused_without_tokenizing(tmp_path):
+    """`--truncate-to 100000000` tokenized the whole corpus (76-98 s) before refusing: a document with fewer
+    bytes than N (less the special tokens) cannot have N tokens, so it is skipped unread by the tokenizer."""
+    import pytest
+
+    from ropescale.eval.perplexity import tokenize_documents
+
+    (tmp_path / "a.txt").write_text("some words " * 500)
+    calls = []
+
+    def tokenizer(text, add_special_tokens=True):
+        calls.append(len(text))
+        return {"input_ids": list(text.encode())}  # one token per byte: the most a tokenizer gives
+
+    with pytest.raises(ValueError, match="no document with at least 100000000 tokens"):
+        tokenize_documents(tokenizer, str(tmp_path / "a.txt"), truncate_to=100_000_000)
+    assert calls == []
+    assert [len(d) for d in tokenize_documents(tokenizer, str(tmp_path / "a.txt"), truncate_to=5500)] == [
+        5500
+    ]
+    assert calls == [5500]

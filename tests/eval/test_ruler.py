@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -21,11 +20,13 @@ from ropescale.eval.ruler import (
     NEEDS_NETWORK,
     TASKS_DIR,
     effective_length,
+    punkt_model,
     resolve_tasks,
     summarize,
 )
+from ropescale.models.load import BUILTIN_DIRS
 
-DEMO = Path(__file__).parents[2] / "src" / "ropescale" / "demo" / "base"  # window 256, BPE tokenizer
+DEMO = BUILTIN_DIRS["tiny"]  # the shipped base model, wherever the package is: window 256, BPE tokenizer
 needs_ruler = pytest.mark.skipif(
     importlib.util.find_spec("lm_eval") is None or importlib.util.find_spec("wonderwords") is None,
     reason="needs lm-eval and wonderwords (pip install 'ropescale[ruler]')",
@@ -84,7 +85,7 @@ def test_task_sets():
         (["--tasks", "niah_single_1,nope"], "--tasks nope: not a RULER task; valid: ruler, niah_single_1"),
         (["--samples", "0"], "--samples must be an integer >= 1, got 0"),
         (["--lengths", "1024", "--tasks", "niah_single_1", "--no-allow-extrapolation"], "exceed the model's window 256"),
-        pytest.param(["--lengths", "200", "--tasks", "niah_single_1,ruler_vt"], "too short for niah_single_1 (needs",
+        pytest.param(["--lengths", "200", "--tasks", "niah_single_1,ruler_vt"], "too short for every task with this tokenizer: niah_single_1 (needs",
                      marks=needs_ruler),
     ],
 )  # fmt: skip
@@ -111,16 +112,57 @@ def test_bad_input_is_one_line_exit_2_nothing_written(args, message, tmp_path, c
     assert not out.exists()
 
 
+@needs_ruler
+def test_tasks_that_fit_run_and_the_others_are_reported_skipped(tmp_path, capsys):
+    """`--lengths 200` fits ruler_fwe's prompt but not niah_single_1's: ruler_fwe is scored, niah_single_1 is
+    reported as skipped with the length its prompt needs (the whole run was refused before)."""
+    out = tmp_path / "r.json"
+    argv = [
+        "eval",
+        "ruler",
+        str(DEMO),
+        "--lengths",
+        "200",
+        "--tasks",
+        "niah_single_1,ruler_fwe",
+        "--samples",
+        "1",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    need = result["skipped"][0]["needs"]  # the prompt's length varies with the random needles drawn
+    assert need > 200 and result["skipped"] == [{"task": "niah_single_1", "length": 200, "needs": need}]
+    assert list(result["lengths"][0]["scores"]) == ["ruler_fwe"] and result["lengths"][0]["samples"] == {
+        "ruler_fwe": 1
+    }
+    assert result["lengths"][0]["average"] == result["lengths"][0]["scores"]["ruler_fwe"]
+    shown = capsys.readouterr().out
+    assert f"niah_single_1 (needs {need} tokens) at 200" in shown
+
+
 def _string_match_all(prediction: str, targets: list[str]) -> float:
     """RULER's metric, written out: the share of the targets found (case-insensitive) in the stripped answer."""
     answer = prediction.strip().lower()
     return 100.0 * sum(t.lower() in answer for t in targets) / len(targets)
 
 
+def _simple_evaluate(lm_eval, manager, tasks, length, n):
+    return lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(DEMO), "max_length": length, "dtype": "float32", "device": "cpu"},
+        tasks=tasks,
+        task_manager=manager,
+        limit=n,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        bootstrap_iters=0,
+    )
+
+
 @needs_ruler
 def test_scores_equal_lm_eval_simple_evaluate(tmp_path, monkeypatch):
     import lm_eval
-    import nltk
     from lm_eval.tasks import TaskManager
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -136,22 +178,14 @@ def test_scores_equal_lm_eval_simple_evaluate(tmp_path, monkeypatch):
     ours = run_ruler(cfg)
     assert json.loads((tmp_path / "r.json").read_text())["lengths"] == ours["lengths"]
 
-    # independent: lm-eval loads the model and tokenizer from the directory and picks the first n samples
-    monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(TASKS_DIR / "nltk_data")])
+    # independent: lm-eval loads the model and tokenizer from the directory and picks the first n samples;
+    # the sentence splitter is found as `eval ruler` finds it (an installed punkt_tab, else the package's
+    # own, wherever the package is installed), extending nltk's own search list in place
     manager = TaskManager(
         include_path=str(TASKS_DIR), metadata={"max_seq_lengths": [length], "tokenizer": str(DEMO)}
     )
-    theirs = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(DEMO), "max_length": length, "dtype": "float32", "device": "cpu"},
-        tasks=tasks,
-        task_manager=manager,
-        limit=n,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        bootstrap_iters=0,
-    )
+    with punkt_model():
+        theirs = _simple_evaluate(lm_eval, manager, tasks, length, n)
     row = ours["lengths"][0]
     for task in tasks:
         assert row["samples"][task] == n

@@ -164,7 +164,17 @@ def test_two_process_fsdp_matches_one_process(tmp_path, tiny_base, corpus, schem
     assert (checkpoint.checkpoint_dir(tmp_path / "two", 3) / "model.safetensors").is_file()
 
 
-KILLS = ["checkpoint-write:4", "checkpoint-prune:6", "final-save:8", "final-swap:8"]
+# before the first checkpoint (start-up, once the data is cached, after the first step), inside a checkpoint
+# write and a prune, in the final save and the final swap
+KILLS = [
+    "start-up:0",
+    "data-cache:0",
+    "step:1",
+    "checkpoint-write:4",
+    "checkpoint-prune:6",
+    "final-save:8",
+    "final-swap:8",
+]
 SHORT = dict(steps=8, batch_size=16, micro_batch_size=4, save_every=2, keep_checkpoints=2)
 
 
@@ -203,7 +213,31 @@ def test_sigkill_anywhere_then_resume_gives_the_same_run_and_no_debris(
     assert _debris(tmp_path) == []
     if point.startswith("checkpoint"):  # what the kill left was removed, and the summary says so
         assert resumed["cleaned"], resumed
+    if point in KILLS[:3]:  # nothing to continue from: the run started over, and the summary says so
+        assert resumed["resumed_from"] is None and "started over by --resume" in " ".join(resumed["cleaned"])
     assert (cfg.out / "config.json").is_file() and (cfg.out / "tokenizer.json").is_file()
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(
+    tmp_path, tiny_base, corpus, uninterrupted, capsys
+):
+    """What a kill before the first checkpoint leaves (.OUT.partial with the run's record and a token cache,
+    no checkpoints/step-*): `--resume` said "no checkpoint" and the plain command "pass --resume", in a
+    circle. Now `--resume` starts the run over and ends with the uninterrupted run's weights; the plain
+    command still refuses to replace the unfinished run silently."""
+    from ropescale.cli import main
+
+    whole, _ = uninterrupted
+    out = tmp_path / "killed"
+    work = checkpoint.partial_dir(out)
+    (work / ".cache").mkdir(parents=True)
+    (work / "train_config.json").write_text("{}")
+    (work / "checkpoints").mkdir()
+    argv = _argv(train_cfg(tiny_base[0], out, corpus, **SHORT))
+    assert main(argv) == 2 and "pass --resume to continue it" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    _assert_same_weights(whole, out)
+    assert not work.exists() and [p.name for p in tmp_path.iterdir()] == ["killed"]
 
 
 def _interrupt_at(monkeypatch, point):

@@ -9,7 +9,7 @@ from typing import Any
 from .. import outputs
 from ..config import HarnessConfig
 from ..eval.common import EvalResult, describe, finish, load_for_eval, table
-from ..eval.harness import lm_eval_tasks, short_ppl
+from ..eval.harness import check_tasks, lm_eval_tasks, short_ppl
 from ..models import scale_model
 
 
@@ -49,6 +49,8 @@ def run_harness(cfg: HarnessConfig) -> HarnessResult:
     """`ropescale eval harness`: the short-context checks before and after the scaling."""
     if cfg.out is not None:
         outputs.check_out_file(cfg.out, overwrite=cfg.overwrite)
+    if cfg.tasks:
+        check_tasks(cfg)  # before the model loads
     start = time.perf_counter()
     model, tokenizer, info = load_for_eval(cfg.model, cfg.load, None)
     original = info["original_window"]

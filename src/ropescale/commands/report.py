@@ -19,14 +19,24 @@ def load_results(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
     for path in paths:
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"RESULTS {path}: not a readable JSON file ({err})") from None
+        except (OSError, ValueError) as err:  # ValueError: not UTF-8 (a binary file) or not JSON
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"RESULTS {path}: not a readable JSON file ({why})") from None
         kind = data.get("kind") if isinstance(data, dict) else None
         if kind not in KINDS:
             raise ValueError(f"RESULTS {path}: not a ropescale eval result (kind {kind!r})")
         data["_path"] = str(path)
         grouped[kind].append(data)
     return grouped
+
+
+TABLES = {
+    "ppl": tables.ppl_tables,
+    "passkey": tables.passkey_tables,
+    "summarize": tables.summarize_tables,
+    "harness": tables.harness_tables,
+    "ruler": tables.ruler_tables,
+}
 
 
 class ReportResult(TypedDict):
@@ -40,18 +50,7 @@ class ReportResult(TypedDict):
 def run_report(cfg: ReportConfig) -> ReportResult:
     outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
-    try:
-        sections = (
-            tables.ppl_tables(grouped["ppl"])
-            + tables.passkey_tables(grouped["passkey"])
-            + tables.summarize_tables(grouped["summarize"])
-            + tables.harness_tables(grouped["harness"])
-            + tables.ruler_tables(grouped["ruler"])
-        )
-    except (KeyError, TypeError, IndexError) as err:  # a file that claims a kind but lacks its fields
-        raise ValueError(
-            f"RESULTS: a result file lacks the field {err} (not written by this ropescale?)"
-        ) from None
+    sections = [s for kind in KINDS for s in _guarded(grouped, kind, TABLES[kind], grouped[kind])]
     sources = "\n".join(f"- `{r['_path']}` ({k})" for k in KINDS for r in grouped[k])
     text = "# ropescale evaluation report\n\n" + "\n\n".join(sections) + f"\n\nSources:\n{sources}\n"
     files = ["report.md"]
@@ -62,20 +61,47 @@ def run_report(cfg: ReportConfig) -> ReportResult:
     return {"out": str(cfg.out), "files": files, "markdown": text}
 
 
+def _guarded(grouped: dict[str, list[dict[str, Any]]], kind: str, make: Any, *args: Any) -> Any:
+    """`make(*args)` (a table or a plot of `kind`'s results); a result that claims the kind but lacks a field
+    that reading it needs is a ValueError naming its files, for tables and plots alike."""
+    try:
+        return make(*args)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as err:
+        files = ", ".join(r["_path"] for r in grouped[kind])
+        raise ValueError(
+            f"RESULTS {files}: a {kind} result lacks the field {err} or holds it in another shape "
+            "(not written by this ropescale?)"
+        ) from None
+
+
 def _plots(grouped: dict[str, list[dict[str, Any]]], folder: Path) -> list[str]:
     made = []
+
+    def plot(kind: str, make: Any, *args: Any) -> None:
+        made.append(_guarded(grouped, kind, make, *args).name)
+
+    has = {kind: _guarded(grouped, kind, _wants_plot, kind, grouped[kind]) for kind in KINDS}
     if grouped["ppl"]:
-        made.append(plots.ppl_plot(grouped["ppl"], folder / "ppl_vs_length.png").name)
-    if any(c.get("by_position") for r in grouped["ppl"] for c in r["lengths"]):
-        made.append(plots.position_plot(grouped["ppl"], folder / "ppl_by_position.png").name)
-    if any(c["ks"] for r in grouped["passkey"] for c in r["lengths"]):
-        made.append(plots.passkey_plot(grouped["passkey"], folder / "passkey_accuracy.png").name)
+        plot("ppl", plots.ppl_plot, grouped["ppl"], folder / "ppl_vs_length.png")
+    if has["ppl"]:
+        plot("ppl", plots.position_plot, grouped["ppl"], folder / "ppl_by_position.png")
+    if has["passkey"]:
+        plot("passkey", plots.passkey_plot, grouped["passkey"], folder / "passkey_accuracy.png")
     if grouped["ruler"]:
-        made.append(plots.ruler_plot(grouped["ruler"], folder / "ruler_vs_length.png").name)
+        plot("ruler", plots.ruler_plot, grouped["ruler"], folder / "ruler_vs_length.png")
     for i, r in enumerate(grouped["passkey"]):
-        if r["depths"]:
-            made.append(plots.depth_heatmap(r, folder / f"passkey_depth_{i}.png").name)
+        if _guarded(grouped, "passkey", dict.__getitem__, r, "depths"):
+            plot("passkey", plots.depth_heatmap, r, folder / f"passkey_depth_{i}.png")
     return made
+
+
+def _wants_plot(kind: str, results: list[dict[str, Any]]) -> bool:
+    """ppl: some length has a by-position curve; passkey: some length has per-k accuracies."""
+    if kind == "ppl":
+        return any(c.get("by_position") for r in results for c in r["lengths"])
+    if kind == "passkey":
+        return any(c["ks"] for r in results for c in r["lengths"])
+    return False
 
 
 def format_report(result: ReportResult) -> str:

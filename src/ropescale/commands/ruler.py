@@ -16,8 +16,9 @@ from ..eval.harness import harness_lm
 from ..eval.ruler import (
     LOCAL,
     build_tasks,
-    check_task_lengths,
+    describe_need,
     evaluate_tasks,
+    plan_lengths,
     punkt_model,
     resolve_tasks,
     summarize,
@@ -51,15 +52,27 @@ def run_ruler(cfg: RulerConfig) -> RulerResult:
     with punkt_model() as punkt, tempfile.TemporaryDirectory(prefix="ropescale-ruler-tok-") as tok_dir:
         from ..eval.ruler_tasks.ruler_local import haystack_words  # imports lm-eval (an optional extra)
 
-        check_task_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
+        fits, skipped = plan_lengths(tasks, lengths, tokenizer, haystack_words(cfg.haystack) if local else [])
         tokenizer.save_pretrained(tok_dir)  # lm-eval's generators load the tokenizer by name
-        built_at = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
-            manager, built = build_tasks(tasks, lengths, tok_dir, cfg)
-        build_s = round(time.perf_counter() - built_at, 3)
-        evaluated = evaluate_tasks(lm, manager, built, lengths, cfg)
+        groups: dict[tuple[int, ...], list[str]] = {}  # the tasks that fit the same lengths, built together
+        for task, fit in fits.items():
+            groups.setdefault(tuple(fit), []).append(task)
+        build_s, evaluated = 0.0, {"scores": {}, "samples": [], "eval_s": {}}
+        for fit, names in groups.items():
+            built_at = time.perf_counter()
+            with contextlib.redirect_stdout(sys.stderr):  # lm-eval's generators print their search steps
+                manager, built = build_tasks(names, list(fit), tok_dir, cfg)
+            build_s += round(time.perf_counter() - built_at, 3)
+            part = evaluate_tasks(lm, manager, built, list(fit), cfg)
+            evaluated["scores"].update(part["scores"])
+            evaluated["samples"] += part["samples"]
+            evaluated["eval_s"].update(part["eval_s"])
     result = {"kind": "ruler", "config": outputs.jsonable(cfg), "model": info, "tasks": tasks}
-    result.update(summarize(evaluated["scores"], evaluated["samples"], lengths, cfg.threshold))
+    measured = [n for n in lengths if any(n in fit for fit in fits.values())]
+    result.update(summarize(evaluated["scores"], evaluated["samples"], measured, cfg.threshold))
+    result["skipped"] = (
+        skipped  # (task, length) pairs too short for the task's prompt, with the length it needs
+    )
     result["local_haystack"] = (
         {"tasks": local, "corpus": cfg.haystack, "sentence_splitter": punkt} if local else None
     )
@@ -87,7 +100,7 @@ def format_ruler(result: RulerResult) -> str:
     m, rows = result["model"], result["lengths"]
     local = set((result.get("local_haystack") or {}).get("tasks", []))
     body = [
-        [f"{t} *" if t in local else t, *(f"{r['scores'][t]:.1f}" for r in rows)] for t in result["tasks"]
+        [f"{t} *" if t in local else t, *(_cell(r["scores"].get(t)) for r in rows)] for t in result["tasks"]
     ]
     body.append(["average", *(f"{r['average']:.1f}" for r in rows)])
     per = sorted({c for r in rows for c in r["samples"].values()})
@@ -99,9 +112,19 @@ def format_ruler(result: RulerResult) -> str:
         + (str(eff) if eff is not None else f"none (below {rows[0]['length']})"),
         f"samples per task and length: {','.join(map(str, per))}; wall time {result['timings']['total_s']:.0f} s",
     ]
+    skipped = result.get("skipped") or []
+    if skipped:
+        parts.append(
+            "skipped (the length is too short for the task's prompt): "
+            + "; ".join(f"{describe_need(r['task'], r['needs'])} at {r['length']}" for r in skipped)
+        )
     if local:
         lh = result["local_haystack"]
         parts.append(f"* local haystack ({lh['corpus']}; {lh['sentence_splitter']}), not the essays")
     if result.get("out"):
         parts.append(f"wrote {result['out']}")
     return "\n".join(parts)
+
+
+def _cell(score: float | None) -> str:
+    return "-" if score is None else f"{score:.1f}"

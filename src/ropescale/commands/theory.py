@@ -10,6 +10,7 @@ import torch
 
 from .. import outputs
 from ..config import RopeScaling, TheoryConfig
+from ..data.corpora import read_text_file
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
 from ..rope import base_bound, base_inv_freq, format_base_bound
@@ -37,7 +38,7 @@ def default_text() -> Path:
 
 def sample_ids(tokenizer: Any, path: Path, tokens: int) -> torch.Tensor:
     """The first `tokens` tokens of a text file, (1, T)."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = read_text_file(path, "--text")
     ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :tokens]
     if ids.shape[1] < 2:
         raise ValueError(f"--text {path}: fewer than 2 tokens")
@@ -118,8 +119,6 @@ def model_report(cfg: TheoryConfig) -> dict[str, Any]:
     """The model runs as it was trained (its own scaling, if any, and at most its window), so h_j are the
     trained ones; the chosen scaling (`cfg.rope`, relative to the unscaled model) only changes the angles."""
     path = cfg.text or default_text()
-    if not path.is_file():
-        raise FileNotFoundError(f"--text {path}: no such file")
     model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
     spec = (
         own
@@ -140,8 +139,6 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
     with its own scaling), MODEL with the scaling flags, and each --compare model; all see the same token
     ids, at most the reference's trained window."""
     path = cfg.text or default_text()
-    if not path.is_file():
-        raise FileNotFoundError(f"--text {path}: no such file")
     model, tokenizer, own = prepare_model(cfg.model, cfg.load, None)
     trained = own.new_window or model.config.max_position_embeddings
     ids = sample_ids(tokenizer, path, min(cfg.tokens, trained))
@@ -156,7 +153,7 @@ def short_range_report(cfg: TheoryConfig) -> dict[str, Any]:
             model, ids, cfg.offsets
         )
     del model
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = read_text_file(path, "--text")
     for name in cfg.compare:
         other, tok, _ = prepare_model(name, cfg.load, None)
         if not torch.equal(tok(text, return_tensors="pt")["input_ids"][:, : ids.shape[1]], ids):
@@ -190,6 +187,8 @@ class TheoryResult(TypedDict, total=False):
 
 
 def run_theory(cfg: TheoryConfig) -> TheoryResult:
+    if cfg.model is not None:  # the sample text is checked as --data's files are, before the model loads
+        read_text_file(cfg.text or default_text(), "--text")
     if cfg.figures is not None:  # fail before the slow work, never replace a result silently
         outputs.check_out_dir(cfg.figures, cfg.overwrite, "--figures")
     for flag, path in (("--out", cfg.out), ("--plot", cfg.plot)):

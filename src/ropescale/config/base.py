@@ -64,7 +64,9 @@ def check_device(device: str) -> None:
 class ExtendConfig:
     """ropescale extend: write a checkpoint whose config carries the scaling."""
 
-    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    model: str = knob(
+        help="model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m", positional=True
+    )
     out: Path = knob(help="output directory for the scaled checkpoint (safetensors + tokenizer)")
     rope: RopeScaling = knob(RopeScaling(), "scaling")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -94,7 +96,9 @@ def gguf_unsupported(s: RopeScaling) -> str | None:
 class InspectConfig:
     """ropescale inspect: what RoPE scaling a model carries, per dimension, and whether it is live."""
 
-    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    model: str = knob(
+        help="model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m", positional=True
+    )
     rope: RopeScaling | None = knob(
         None, "preview a scaling instead of the model's own (same flags as extend)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import check_knobs, knob
+from ..knobs import SEED_MAX, check_knobs, knob
 
 DEMO_MODELS = ("tiny", "smollm2-135m")
 
@@ -40,7 +40,9 @@ class DemoConfig:
         "so the demo's wall time does not include it) and exit",
     )
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
-    seed: int = knob(0, "seed of training order, passkey keys and bootstrap")
+    seed: int = knob(
+        0, "seed of training order, passkey keys and bootstrap, 0..2**32-1", at_least=0, at_most=SEED_MAX
+    )
 
     def __post_init__(self) -> None:
         check_knobs(self)  # each knob's own constraints (its metadata)

@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import check_knobs, knob
+from ..knobs import SEED_MAX, check_knobs, knob
 from ..rope.spec import RopeScaling
 from .base import LoadOptions
 
-MODEL_HELP = "model: local directory, .gguf file, hub id, or smollm2-135m"
+MODEL_HELP = "model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m"
 DATA_HELP = (
     "documents: pystdlib, shakespeare, a .txt/.jsonl/.parquet file or a directory of them, "
     "or hf:ORG/NAME[:CONFIG] (a cached datasets hub dataset)"
@@ -51,7 +51,7 @@ class PplConfig:
     bootstrap: int = knob(
         1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
     )
-    seed: int = knob(0, "seed of the bootstrap")
+    seed: int = knob(0, "seed of the bootstrap, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
@@ -85,7 +85,7 @@ class PasskeyConfig:
         None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
     )
     max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt", at_least=1)
-    seed: int = knob(0, "seed of the keys")
+    seed: int = knob(0, "seed of the keys, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -122,7 +122,12 @@ class SummarizeConfig:
     max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)", at_least=1)
     temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
     top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
-    seed: int = knob(0, "seed of the sampling (one generator per document) and of the bootstrap")
+    seed: int = knob(
+        0,
+        "seed of the sampling (one generator per document) and of the bootstrap, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
+    )
     bootstrap: int = knob(
         1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
     )
@@ -164,7 +169,9 @@ class HarnessConfig:
         8, "built-in check: documents (each at least the window long, cut to it)", at_least=1
     )
     batch_tokens: int = knob(16384, "built-in check: at most this many tokens per forward pass", at_least=1)
-    seed: int = knob(0, "seed for the harness (sampling of few-shot examples)")
+    seed: int = knob(
+        0, "seed for the harness (sampling of few-shot examples), 0..2**32-1", at_least=0, at_most=SEED_MAX
+    )
     rope: RopeScaling | None = knob(None, "the scaling to compare against the model as given")
     load: LoadOptions = knob(LoadOptions(), "loading")
     out: Path | None = knob(None, "write the result JSON here")
@@ -202,7 +209,12 @@ class RulerConfig:
     online: bool = knob(False, "allow the tasks that download data (Paul Graham essays, SQuAD, HotpotQA)")
     chat_template: bool = knob(False, "wrap prompts in the tokenizer's chat template (instruct models only)")
     batch_size: int = knob(1, "lm-evaluation-harness batch size", at_least=1)
-    seed: int = knob(0, "seed of the sample generators (python and numpy) and of lm-evaluation-harness")
+    seed: int = knob(
+        0,
+        "seed of the sample generators (python and numpy) and of lm-evaluation-harness, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
+    )
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
     load: LoadOptions = knob(LoadOptions(), "loading")
@@ -231,5 +243,7 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         for path in self.results:
+            if Path(path).is_dir():
+                raise ValueError(f"RESULTS {path}: a directory, not a result file")
             if not Path(path).is_file():
                 raise ValueError(f"RESULTS {path}: no such file")

@@ -126,6 +126,8 @@ def read(name: str) -> dict[str, Any]:
     p = Path(name)
     if not p.is_file() and p.name == name and (RECIPES / f"{name}.toml").is_file():
         p = RECIPES / f"{name}.toml"
+    if p.is_dir():
+        raise ValueError(f"--config {name}: a directory, not a JSON or TOML file")
     if not p.is_file():
         raise ValueError(f"--config {name}: no such file (or shipped recipe: {', '.join(recipe_names())})")
     try:
@@ -135,8 +137,12 @@ def read(name: str) -> dict[str, Any]:
             data = tomllib.loads(p.read_text())
         else:
             data = json.loads(p.read_text())
+    except OSError as err:
+        raise ValueError(f"--config {name}: cannot read it ({err.strerror})") from None
     except Exception as err:
-        raise ValueError(f"--config {name}: not valid {p.suffix.lstrip('.') or 'JSON'} ({err})") from None
+        raise ValueError(
+            f"--config {name}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({err})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {name}: expected a table of knobs, got {type(data).__name__}")
 

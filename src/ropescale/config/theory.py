@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import check_knobs, knob
+from ..knobs import SEED_MAX, check_knobs, knob
 from ..rope.resolution import check_resolution
 from ..rope.spec import RopeScaling
 from .base import LoadOptions, resolve_path
@@ -20,7 +20,7 @@ class TheoryConfig:
 
     model: str | None = knob(
         None,
-        "model to analyse (local directory, .gguf file, hub id, or smollm2-135m); optional with --figures",
+        "model to analyse (local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m); optional with --figures",
         positional=True,
     )
     figures: Path | None = knob(
@@ -32,17 +32,27 @@ class TheoryConfig:
         None, "sample text file for the q/k vectors (default: Python's own textwrap.py, present everywhere)"
     )
     tokens: int = knob(
-        512, "sample-text tokens to run through the model (at most the window it was trained on)", at_least=2
+        512,
+        "sample-text tokens to run through the model (at most the window it was trained on; 2..131072)",
+        at_least=2,
+        at_most=131_072,  # the documented ranges: theory's tables are held in memory
     )
     pairs: int = knob(
-        64, "number of sampled (query, key) position pairs whose a(s) is measured per head", at_least=1
+        64,
+        "number of sampled (query, key) position pairs whose a(s) is measured per head (1..100000)",
+        at_least=1,
+        at_most=100_000,
     )
-    seed: int = knob(0, "seed for the sampled pairs and the Figure 2 targets")
+    seed: int = knob(
+        0, "seed for the sampled pairs and the Figure 2 targets, 0..2**32-1", at_least=0, at_most=SEED_MAX
+    )
     out: Path | None = knob(None, "also write the model report as JSON to this file")
     json: bool = knob(False, "print machine-readable JSON instead of tables")
-    head_dim: int = knob(128, "figures: head dimension d (paper: 128, LLaMA 7B)", at_least=1)
-    base: float = knob(10000.0, "figures: RoPE base c (paper: 10000)")
-    window: int = knob(2048, "figures: original window L (paper: 2048)", at_least=1)
+    head_dim: int = knob(
+        128, "figures: head dimension d, even, 2..1024 (paper: 128, LLaMA 7B)", at_least=1, at_most=1024
+    )
+    base: float = knob(10000.0, "figures: RoPE base c, in (1, 1e12] (paper: 10000)")
+    window: int = knob(2048, "figures: original window L, 1..16384 (paper: 2048)", at_least=1, at_most=16_384)
     eps: float = knob(
         0.0, "figures: ridge eps of the Figure 2 fit (0 = plain least squares, as in the paper)"
     )
@@ -61,7 +71,12 @@ class TheoryConfig:
     compare: list[str] = knob(
         [], "--short-range: more models to compare with MODEL, comma-separated (each with its own scaling)"
     )
-    offsets: int = knob(16, "--short-range: the largest offset K (tokens back) of the profiles", at_least=1)
+    offsets: int = knob(
+        16,
+        "--short-range: the largest offset K (tokens back) of the profiles (1..4096)",
+        at_least=1,
+        at_most=4096,
+    )
     local_within: int = knob(
         4,
         "--short-range: a head is local when most of its mass is on offsets 0..this (see --local-mass)",
@@ -84,8 +99,8 @@ class TheoryConfig:
             raise ValueError("give a MODEL to analyse, --figures DIR, or both")
         if self.head_dim % 2:
             raise ValueError(f"--head-dim must be even, got {self.head_dim}")
-        if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and self.base > 1):
-            raise ValueError(f"--base must be a number > 1, got {self.base!r}")
+        if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and 1 < self.base <= 1e12):
+            raise ValueError(f"--base must be a number > 1 and <= 1e12, got {self.base!r}")
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"--eps must be a number >= 0, got {self.eps!r}")
         check_resolution(self.angle_resolution)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..knobs import check_knobs, knob
+from ..knobs import SEED_MAX, check_knobs, knob
 from ..rope.spec import RopeScaling
 from .base import LoadOptions
 
@@ -194,7 +194,12 @@ class TrainOptions:
         64, "global batch in sequences (micro-batches x accumulation x processes)", at_least=1
     )
     micro_batch_size: int = knob(1, "sequences per forward/backward in each process", at_least=1)
-    seed: int = knob(0, "seed for initialisation, data order and passkey documents", at_least=0)
+    seed: int = knob(
+        0,
+        "seed for initialisation, data order and passkey documents, 0..2**32-1",
+        at_least=0,
+        at_most=SEED_MAX,
+    )
     resume: bool = knob(False, "continue from the newest checkpoint in --out (same rope, data and batch)")
     overwrite: bool = knob(False, "replace --out if it exists and is not empty")
     deterministic: bool = knob(
@@ -324,7 +329,9 @@ class PositionOptions:
 class TrainConfig(TrainOptions):
     """ropescale train: fine-tune a model on long sequences with scaled (or plain) RoPE positions."""
 
-    model: str = knob(help="model: local directory, .gguf file, hub id, or smollm2-135m", positional=True)
+    model: str = knob(
+        help="model: local directory, .gguf file, hub id, or a built-in: tiny, smollm2-135m", positional=True
+    )
     rope: RopeScaling | None = knob(
         None, "scaling applied before training (--method none --factor S = direct fine-tuning at S x L)"
     )

@@ -82,12 +82,29 @@ def _texts(files: list[Path], fields: tuple[str, ...], user: bool = False) -> It
             yield {fields[0]: text}
 
 
-def _decode(file: Path, raw: bytes, user: bool = True) -> str:
+def _decode(file: Path, raw: bytes, user: bool = True, flag: str = "--data") -> str:
     """UTF-8 text (an invalid byte becomes U+FFFD). A user's file with NUL bytes near its start is refused
     as binary rather than trained on as noise (text in any encoding has none)."""
     if user and b"\x00" in raw[:65536]:
-        raise ValueError(f"--data {file}: looks like a binary file (NUL bytes), not text")
+        raise ValueError(f"{flag} {file}: looks like a binary file (NUL bytes), not text")
     return raw.decode("utf-8", errors="replace")
+
+
+def read_text_file(file: Path, flag: str) -> str:
+    """One text file a flag names (theory's --text), checked as --data's files are: it exists, is a file,
+    is readable, is not binary and holds some text."""
+    file = Path(file)
+    if file.is_dir():
+        raise ValueError(f"{flag} {file}: a directory, not a text file")
+    try:
+        text = _decode(file, file.read_bytes(), True, flag)
+    except FileNotFoundError:
+        raise ValueError(f"{flag} {file}: no such file") from None
+    except OSError as err:
+        raise ValueError(f"{flag} {file}: unreadable ({err.strerror or err})") from None
+    if not text.strip():
+        raise ValueError(f"{flag} {file}: empty (no text)")
+    return text
 
 
 def _stdlib_files() -> list[Path]:

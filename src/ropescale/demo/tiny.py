@@ -36,6 +36,7 @@ from ..config import (
 from ..config.flat import by_flag
 from ..data.corpora import load_documents
 from ..data.packing import is_validation
+from ..models.load import BUILTIN_DIRS
 from ..theory.figures import write_figures
 from ..theory.short_range import profiles_plot
 from . import ablation, markdown
@@ -44,7 +45,7 @@ from .evals import Evaluator, Row, row_dict
 from .experiment import Cell, Shape, Stage, model_shape, run_cells, scaling
 from .findings import check_findings, format_findings, tally
 
-BASE_DIR = Path(__file__).parent / "base"
+BASE_DIR = BUILTIN_DIRS["tiny"]  # MODEL `tiny` in every command
 
 
 @dataclass(frozen=True)

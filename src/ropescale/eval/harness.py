@@ -67,15 +67,22 @@ def simple_evaluate(lm: Any, tasks: list, manager: Any, seed: int, **kwargs: Any
     )
 
 
-def lm_eval_tasks(model: Any, tokenizer: Any, cfg, max_length: int) -> dict[str, dict[str, float]]:
-    """Run lm-evaluation-harness tasks on a live model; {task: {metric: value}}."""
-    lm = harness_lm(model, tokenizer, cfg.batch_size, max_length)
+def check_tasks(cfg) -> Any:
+    """The TaskManager of --include-path, once every --tasks name is known to it (checked before the model
+    loads: lm-eval's warnings about the model would come first otherwise)."""
     manager = task_manager(str(cfg.include_path) if cfg.include_path else None)
     unknown = [t for t in cfg.tasks if t not in manager.all_tasks]
     if unknown:
         raise ValueError(
             f"--tasks {','.join(unknown)}: unknown to lm-evaluation-harness (see --include-path)"
         )
+    return manager
+
+
+def lm_eval_tasks(model: Any, tokenizer: Any, cfg, max_length: int) -> dict[str, dict[str, float]]:
+    """Run lm-evaluation-harness tasks on a live model; {task: {metric: value}}."""
+    manager = check_tasks(cfg)
+    lm = harness_lm(model, tokenizer, cfg.batch_size, max_length)
     out = simple_evaluate(
         lm,
         list(cfg.tasks),

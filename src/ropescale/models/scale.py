@@ -134,7 +134,12 @@ def rope_state(config: Any, layer_types: tuple[str, ...] | None = None) -> RopeS
     method = reading(params["rope_type"])
     if method is None:
         raise NotRopeModelError(f"rope_type {params['rope_type']!r} is not one ropescale can read or scale")
-    spec = RopeScaling(**method.from_transformers(params, max_pos))
+    try:
+        spec = RopeScaling(**method.from_transformers(params, max_pos))
+    except (ValueError, TypeError) as err:  # the checkpoint's own settings, not a flag the user gave
+        where = getattr(config, "_name_or_path", "") or "the model"
+        why = str(err).replace("--method", "rope_type").replace("--", "").replace("-", "_")
+        raise ValueError(f"MODEL {where}: its config's rope_parameters are not valid ({why})") from None
     return RopeState(spec, float(params["rope_theta"]), compat.rotary_dim(config, first), targets)
 
 

@@ -154,7 +154,10 @@ def ruler_tables(results: list[dict[str, Any]]) -> list[str]:
     for res in results:
         local = set((res.get("local_haystack") or {}).get("tasks", []))
         rows = [
-            [f"{t} (local haystack)" if t in local else t, *(f"{r['scores'][t]:.1f}" for r in res["lengths"])]
+            [
+                f"{t} (local haystack)" if t in local else t,
+                *(f"{r['scores'][t]:.1f}" if t in r["scores"] else "-" for r in res["lengths"]),
+            ]
             for t in res["tasks"]
         ]
         rows.append(["average", *(f"{r['average']:.1f}" for r in res["lengths"])])

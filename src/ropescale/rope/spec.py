@@ -20,6 +20,9 @@ METHOD_NAMES = tuple(METHODS)
 _YARN, _LLAMA3 = METHODS["yarn"].parameters, METHODS["llama3"].parameters
 
 
+FACTOR_MAX = 1024.0  # s = L'/L: 2M tokens from a 2k window; the theory's per-position tables stay in memory
+
+
 @dataclass(frozen=True)
 class RopeScaling:
     """How to rescale RoPE. Key names are transformers' (`rope_parameters`), so configs round-trip."""
@@ -30,7 +33,7 @@ class RopeScaling:
         flag="--method",
         choices=METHOD_NAMES,
     )
-    factor: float = knob(1.0, "scale factor s = L'/L (new window / original window), >= 1")
+    factor: float = knob(1.0, f"scale factor s = L'/L (new window / original window), in [1, {FACTOR_MAX:g}]")
     original_max_position_embeddings: int | None = knob(
         None, "original (pre-training) window L; default: the model's max_position_embeddings"
     )
@@ -87,6 +90,8 @@ class RopeScaling:
         one_of(self.rope_type, tuple(sorted(METHOD_NAMES)), "--method")
         if not isinstance(self.factor, (int, float)) or not math.isfinite(self.factor) or self.factor < 1:
             raise ValueError(f"--factor must be >= 1, got {self.factor}")
+        if self.factor > FACTOR_MAX:
+            raise ValueError(f"--factor must be in [1, {FACTOR_MAX:g}], got {self.factor:g}")
         orig = self.original_max_position_embeddings
         if orig is not None and (isinstance(orig, bool) or not isinstance(orig, int) or orig < 1):
             raise ValueError(f"--original-max-position-embeddings must be a positive integer, got {orig!r}")

@@ -19,11 +19,19 @@ import torch
 from ..config import RopeScaling
 from ..rope import base_inv_freq, compute_freqs, dimension_table
 
+MAX_POSITIONS = 2**21  # the theory tabulates every position up to L' (a (L', d/2) float64 table each)
+
 
 def windows(spec: RopeScaling) -> tuple[int, int]:
-    """(L, L') of a spec whose original window is known."""
+    """(L, L') of a spec whose original window is known, L' at most MAX_POSITIONS."""
     orig = spec.require_original()
-    return orig, spec.new_window or orig
+    new = spec.new_window or orig
+    if new > MAX_POSITIONS:
+        raise ValueError(
+            f"--factor {spec.factor:g}: the new window L' = {new} is beyond the {MAX_POSITIONS} positions the "
+            "theory tabulates; lower --factor"
+        )
+    return orig, new
 
 
 def scaled_theta(head_dim: int, base: float, spec: RopeScaling) -> torch.Tensor:

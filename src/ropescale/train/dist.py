@@ -111,8 +111,9 @@ def set_deterministic() -> None:
 
 def test_kill_point(name: str, step: int) -> None:
     """Tests only: SIGKILL this process at a named point when ROPESCALE_TEST_KILL_AT is `name:step`
-    (points: step, after the step's metrics line; checkpoint-write, checkpoint-prune, final-save,
-    final-swap), to prove that a kill anywhere resumes."""
+    (points: start-up:0, once the run directory exists; data-cache:0, once the data is packed; step, after
+    the step's metrics line; checkpoint-write, checkpoint-prune, final-save, final-swap), to prove that a
+    kill anywhere resumes."""
     if os.environ.get("ROPESCALE_TEST_KILL_AT") == f"{name}:{step}":
         import signal
 

@@ -63,6 +63,8 @@ class Start:
     base_step: int = 0  # the step resumed from
     cleaned: list[str] = field(default_factory=list)  # debris of interrupted runs, removed
     created: bool = False  # this run made `work` (so a failure before its first checkpoint removes it)
+    restart: bool = False  # --resume of a run killed before its first checkpoint: start it over in `work`
+    made: list[Path] = field(default_factory=list)  # parents of --out this run created (removed on failure)
 
 
 def _start_out(cfg: TrainOptions, who: Trainee) -> Start:
@@ -81,6 +83,11 @@ def _start_out(cfg: TrainOptions, who: Trainee) -> Start:
     outputs.check_writable(out)
     source = work if work.is_dir() else out  # an interrupted run, else a finished one to train on
     found, skipped = checkpoint.newest_intact(source)
+    if found is None and source == work and work.is_dir():
+        # killed before its first checkpoint (start-up, data caching, the first steps): nothing to continue
+        # from, so the run starts over, which gives the weights an uninterrupted run gives
+        _check_data(cfg, who.objective)
+        return Start(out, work, skipped=skipped, restart=True)
     if found is None:
         note = f" (damaged, skipped: {'; '.join(skipped)})" if skipped else ""
         raise ValueError(f"--resume: no checkpoint in {source}/checkpoints to continue from{note}")
@@ -116,13 +123,20 @@ def _open_work(start: Start, cfg: TrainOptions, d: dist.Dist) -> None:
     finished run's checkpoints into it to train on; every rank then waits for it."""
     if d.main:
         start.cleaned = [str(p) for p in checkpoint.clean_debris(start.out)]
-        if cfg.overwrite and start.work.exists():
+        if (cfg.overwrite or start.restart) and start.work.exists():
             shutil.rmtree(start.work)
-            start.cleaned.append(f"{start.work} (the unfinished run replaced by --overwrite)")
+            why = (
+                "started over by --resume: it had no checkpoint"
+                if start.restart
+                else "replaced by --overwrite"
+            )
+            start.cleaned.append(f"{start.work} (the unfinished run {why})")
         start.created = not start.work.exists()
+        start.made = outputs.missing_parents(start.work)
         if start.seed_from is not None:
             _link_run(start.seed_from, start.work)
         start.work.mkdir(parents=True, exist_ok=True)
+        dist.test_kill_point("start-up", 0)  # tests: a kill before anything is cached or trained
     dist.wait_for_main(d)
     if not start.work.is_dir():  # another node: rank 0 made it on a filesystem this one does not see
         raise ValueError(
@@ -157,6 +171,9 @@ def _cleanup_on_failure(start: Start, d: dist.Dist):
             and (last is None or int(last.name[len(checkpoint.PREFIX) :]) <= start.base_step)
         ):
             shutil.rmtree(start.work, ignore_errors=True)
+            for p in reversed(start.made):  # and the parents of --out it created
+                with contextlib.suppress(OSError):
+                    p.rmdir()
         raise
 
 
@@ -376,6 +393,7 @@ class TrainRun:
         )
         cache = Path(data.cache_dir) if data.cache_dir is not None else self.start.work / ".cache"
         packed = pack(request, self.tokenizer, cache) if d.main else None
+        dist.test_kill_point("data-cache", 0)  # tests: a kill once the data is cached, before the first step
         dist.wait_for_main(d)
         return packed if packed is not None else pack(request, self.tokenizer, cache)
 
@@ -414,6 +432,7 @@ class TrainRun:
             dist.test_kill_point("final-save", job.step)
             self.tokenizer.save_pretrained(job.out)
             compat.legacy_rope_keys(job.out / "config.json")
+            outputs.follow_umask(job.out, recursive=False)  # the weights as readable as the run's other files
             info["parameters"] = sum(p.numel() for p in model.parameters())
         return dist.broadcast(info, d)
 
