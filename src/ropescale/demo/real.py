@@ -101,35 +101,18 @@ CORE = RealBudget(
     passkey_trials=2,
     control=False,
 )
-FULL = RealBudget(
-    window=8192,
-    factor=2,
-    seq_len=2048,
+FULL = dataclasses.replace(
+    CORE,
     batch_size=2,
     checkpoints=(10, 20, 40),
     lr=1e-4,
     warmup_steps=2,
-    pi_positions="contiguous",
     eval_pieces=2,
     passkey_lengths=(4096, 12288, 16384),
-    passkey_depth=0.9,
-    passkey_trials=2,
     control=True,
 )
-QUICK = RealBudget(
-    window=512,
-    factor=2,
-    seq_len=256,
-    batch_size=1,
-    checkpoints=(2,),
-    lr=2e-4,
-    warmup_steps=1,
-    pi_positions="contiguous",
-    eval_pieces=1,
-    passkey_lengths=(1024,),
-    passkey_depth=0.9,
-    passkey_trials=1,
-    control=False,
+QUICK = dataclasses.replace(
+    CORE, window=512, seq_len=256, checkpoints=(2,), passkey_lengths=(1024,), passkey_trials=1
 )
 
 

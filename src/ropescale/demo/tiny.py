@@ -14,6 +14,7 @@ PI, direct and YaRN fine-tuned at s = 2, 4, 8 with the same steps and tokens per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -86,20 +87,17 @@ FULL = Budget(
     ablation=(2, 4, 8),
     ablation_steps=100,
 )
-QUICK = Budget(
-    factor=8,
+QUICK = dataclasses.replace(
+    FULL,
     checkpoints=(4,),
     long_steps=0,
     batch_size=2,
-    lr=1e-3,
     warmup_steps=2,
     eval_pieces=1,
     piece_tokens=2048,
     passkey_k=3,
     passkey_trials=2,
     others=False,
-    rehearse=0.5,
-    ablation=(2, 4, 8),
     ablation_steps=4,
 )
 
