@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ropescale.config import CheckpointOptions, OptimOptions
 from ropescale.models.tiny import build_tiny, tiny_config
 from ropescale.train import dist, loop
 from ropescale.train.loss import CausalLMLoss
@@ -78,7 +79,8 @@ def main(argv: list[str]) -> None:
     job = loop.Job(
         root=root, optimizer=optimizer, scheduler=make_scheduler(optimizer, 0, 1.0, "constant", STEPS, 0.1),
         sampler=_Sampler(config.vocab_size), val=[], d=d, out=out.parent, steps=STEPS,
-        micro_batch_size=MICRO, max_grad_norm=0.0, save_every=0, keep=1, eval_every=0, fingerprint={},
+        micro_batch_size=MICRO, optim=OptimOptions(max_grad_norm=0.0), fingerprint={},
+        checkpoints=CheckpointOptions(save_every=0, keep_checkpoints=1),
         autocast_dtype=torch.bfloat16 if "--autocast" in flags and "--old-scheme" not in flags else None,
     )  # fmt: skip
     losses = [loop.train_step(job) for _ in range(STEPS)]

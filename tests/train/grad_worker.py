@@ -87,6 +87,7 @@ class FixedSampler:
 
 def one_step(d, out: Path) -> dict:
     """Gradients of one train_step and the validation loss, on this process group."""
+    from ropescale.config import CheckpointOptions, OptimOptions
     from ropescale.train import dist, loop
     from ropescale.train.loss import CausalLMLoss
 
@@ -97,7 +98,8 @@ def one_step(d, out: Path) -> dict:
     job = loop.Job(
         root=root, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0),
         sampler=FixedSampler(*train_batch()), val=val_batches(), d=d, out=out, steps=1,
-        micro_batch_size=MICRO, max_grad_norm=0.0, save_every=0, keep=1, eval_every=0, fingerprint={},
+        micro_batch_size=MICRO, optim=OptimOptions(max_grad_norm=0.0), fingerprint={},
+        checkpoints=CheckpointOptions(save_every=0, keep_checkpoints=1),
     )  # fmt: skip
     loss = loop.train_step(job)
     return {"loss": loss, "val_loss": loop.evaluate(job), "grads": optimizer.grads}

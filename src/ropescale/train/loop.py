@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .. import outputs
+from ..config import CheckpointOptions, OptimOptions
 from ..data.sampler import BatchSampler, rows_per_sequence
 from . import checkpoint, dist
 from .dist import Dist
@@ -44,10 +45,8 @@ class Job:
     out: Path
     steps: int
     micro_batch_size: int
-    max_grad_norm: float
-    save_every: int
-    keep: int
-    eval_every: int
+    optim: OptimOptions  # max_grad_norm (the optimizer and schedule are built from it by train/run.py)
+    checkpoints: CheckpointOptions  # save_every, keep_checkpoints, eval_every
     fingerprint: dict[str, Any]
     autocast_dtype: torch.dtype | None = None
     step: int = 0
@@ -104,8 +103,8 @@ def train_step(job: Job) -> float:
             f"loss is {loss} at step {job.step + 1}: training stopped before this update; {_advice(job)}"
         )
     grads = [p for p in job.root.parameters() if p.grad is not None]
-    if job.max_grad_norm > 0:
-        norm = torch.nn.utils.clip_grad_norm_(grads, job.max_grad_norm)
+    if job.optim.max_grad_norm > 0:
+        norm = torch.nn.utils.clip_grad_norm_(grads, job.optim.max_grad_norm)
     else:  # measured anyway: a non-finite gradient would make the weights NaN before the loss shows it
         norm = torch.nn.utils.get_total_norm([p.grad for p in grads])
     norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
@@ -181,7 +180,7 @@ def save_checkpoint(job: Job) -> None:
             "sampler": job.sampler.state_dict(),
             "fingerprint": job.fingerprint,
         }
-        checkpoint.save(job.out, job.step, model, optim, trainer, rngs, job.keep)
+        checkpoint.save(job.out, job.step, model, optim, trainer, rngs, job.checkpoints.keep_checkpoints)
     dist.barrier(job.d)
 
 
@@ -238,7 +237,7 @@ def _one_step(job: Job, tokens_per_step: int) -> dict[str, Any]:
         "peak_memory_mb": peak_memory_mb(job.d.device),
         "tokens": job.tokens_seen,
     }
-    if job.eval_every and job.step % job.eval_every == 0 and job.step < job.steps:
+    if job.checkpoints.eval_every and job.step % job.checkpoints.eval_every == 0 and job.step < job.steps:
         row["val_loss"] = evaluate(job)
     if job.step == job.steps:
         row["val_loss"] = evaluate(job)
@@ -274,7 +273,9 @@ def fit(job: Job, progress: bool = True) -> dict[str, Any]:
             loss = row["loss"]
             bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
             bar.update(1)
-            if job.save_every and (job.step % job.save_every == 0 or job.step == job.steps):
+            if job.checkpoints.save_every and (
+                job.step % job.checkpoints.save_every == 0 or job.step == job.steps
+            ):
                 save_checkpoint(job)
     except BaseException:
         bar.leave = False  # the error is the one line left on stderr
