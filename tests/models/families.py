@@ -151,6 +151,7 @@ BY_NAME = {f.name: f for f in FAMILIES}
 METHODS = {
     "linear": RopeScaling("linear", 2.0),
     "ntk": RopeScaling("ntk", 2.0),
+    "abf": RopeScaling("abf", 2.0, rope_theta=1e6),
     "dynamic": RopeScaling("dynamic", 2.0),
     "yarn": RopeScaling("yarn", 2.0),
     "llama3": RopeScaling("llama3", 2.0),
@@ -198,8 +199,8 @@ keeps it in sync. Every family is a tiny random checkpoint that stock transforme
 checks that `ropescale extend` writes a checkpoint that stock transformers, in a fresh process, loads to
 the same logits as ropescale's in-memory scaling (relative difference < 1e-5 on 250 tokens, beyond the
 original window), and that the rotary table equals what transformers computes from the intended rope
-parameters typed by hand. Methods tried: {methods} (factor 2). `longrope` needs per-dimension factors and
-works wherever `linear` does.
+parameters typed by hand. Methods tried: {methods} (factor 2; `abf` to base 1e6). `longrope` takes
+per-dimension factors that the user supplies and is not part of the matrix.
 
 Models that nest their rope by layer type (Gemma 3/4, Olmo 3) have the full-attention layers scaled by
 default; sliding-window layers only see distances below their window (`--layer-types` picks others).

@@ -57,6 +57,7 @@ def hand_typed(config, live_plan) -> tuple[torch.Tensor, float] | None:
     typed = {
         "linear": {"rope_type": "linear", "factor": factor},
         "ntk": {"rope_type": "default", "rope_theta": base * factor ** (dim / (dim - 2))},
+        "abf": {"rope_type": "default", "rope_theta": spec.rope_theta},
         "yarn": {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": orig},
         "llama3": {
             "rope_type": "llama3",
