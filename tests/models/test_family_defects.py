@@ -56,6 +56,14 @@ def test_already_scaled_refuses_a_smaller_window_unless_asked(llama3_x4_dir, tmp
     assert AutoConfig.from_pretrained(out).max_position_embeddings == 64
 
 
+def test_an_unscaled_model_takes_a_declared_shorter_window():
+    """The smaller-window guard is for models that already carry a scaling: on an unscaled model, an L the
+    user declares (--original-max-position-embeddings, as the quick demos do) may give a window below its own."""
+    config = tiny_llama_config()  # unscaled, max_position_embeddings 64
+    plan = plan_scaling(config, RopeScaling("linear", 2.0, original_max_position_embeddings=16))
+    assert plan.max_position_embeddings == 32 < config.max_position_embeddings
+
+
 def test_inspect_says_what_the_model_carries(llama3_x4_dir, capsys):
     assert main(["inspect", str(llama3_x4_dir)]) == 0
     assert "already carries llama3 x4 (window 32 -> 128); --factor is relative to its unscaled window 32" in (

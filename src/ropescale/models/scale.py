@@ -221,15 +221,17 @@ def carried(config: Any) -> str | None:
 
 
 def _check_window(config: Any, state: RopeState, spec: RopeScaling, allow_smaller_window: bool) -> None:
-    """The original window must lie inside the model's; the new one must not shrink the current one."""
+    """The original window must lie inside the model's; on a model that already carries a scaling, the new
+    window must not be smaller than the one it has (an unscaled model's L is the user's to declare)."""
     window = int(getattr(config, "max_position_embeddings", 0) or 0)
     if window and spec.original_max_position_embeddings > window:
         raise ValueError(
             f"--original-max-position-embeddings {spec.original_max_position_embeddings} is larger than the "
             f"model's window (max_position_embeddings {window}); it is the window the model was trained at"
         )
+    carries = state.spec.rope_type != "none" or state.spec.factor != 1
     current = state.spec.new_window or window
-    if current and spec.new_window < current and not allow_smaller_window:
+    if carries and current and spec.new_window < current and not allow_smaller_window:
         s = state.spec
         raise ValueError(
             f"--factor {spec.factor:g}: the new window {spec.new_window} is smaller than the model's {current} "
