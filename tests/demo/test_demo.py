@@ -11,6 +11,7 @@ from ropescale.cli import main
 from ropescale.config import DemoConfig
 from ropescale.demo import run_demo
 from ropescale.demo.tiny import BASE_DIR, base_info
+from ropescale.rope import smallest_base
 
 
 def run(argv, capsys):
@@ -56,7 +57,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert set(near) == set(rows) and near["base"]["mean_similarity"] == 1.0
     assert near["base"]["local_kept"] == near["base"]["num_local"]
     cells = {(c["method"], c["factor"]): c["key"] for c in saved["ablation"]}
-    assert set(cells) == {(m, s) for m in ("pi", "direct") for s in (2, 4, 8)}
+    assert set(cells) == {(m, s) for m in ("pi", "direct", "abf") for s in (2, 4, 8)}
     assert cells[("pi", 8)] == "pi_ft4"  # the main run's model at the same steps
     for (method, s), key in cells.items():
         assert rows[key]["ft_steps"] == 4 and str(256 * s) in rows[key]["ppl"]
@@ -66,6 +67,9 @@ def test_quick_demo_end_to_end(tmp_path):
             )
             assert made["config"]["batch_size"] * made["config"]["seq_len"] == 2 * 2048
             assert made["config"]["seq_len"] == 256 * s and made["config"]["steps"] == 4
+            if method == "abf":  # the base Men et al.'s bound asks for at s L (the tiny base's is 10000)
+                want = max(10000.0, smallest_base(32, 256 * s))
+                assert made["config"]["rope"]["rope_theta"] == pytest.approx(want, rel=1e-12)
     cell = json.loads((out / "work" / "results" / "pi_x2_ft4.ppl.json").read_text())["lengths"][-1]
     assert math.isclose(rows["pi_x2_ft4"]["ppl"]["512"], cell["ppl"], rel_tol=1e-12)
     for f in result["findings"]:
