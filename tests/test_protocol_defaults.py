@@ -10,6 +10,7 @@ from ropescale.config import PretrainConfig, TrainConfig
 from ropescale.config.eval import PasskeyConfig, PplConfig, SummarizeConfig
 from ropescale.config.flat import flag_name, knobs
 from ropescale.eval import passkey
+from ropescale.eval.perplexity import default_stride
 
 
 def _defaults(cls) -> dict:
@@ -18,8 +19,6 @@ def _defaults(cls) -> dict:
 
 
 PROTOCOL = [
-    # Sec 3.2 (PAPER.md 2.1): "sliding window approach following Press et al. (2022) with stride S = 256"
-    (PplConfig, "stride", 256),
     # Sec 3.3 (PAPER.md 2.2): "32 different k uniformly spaced in the target window", "10 trials per k"
     (PasskeyConfig, "num_k", 32),
     (PasskeyConfig, "trials", 10),
@@ -61,3 +60,11 @@ def test_pretrain_shares_the_recipe_defaults():
     """`pretrain` (the tiny model) inherits the optimizer knobs, so it uses the same AdamW betas."""
     d = _defaults(PretrainConfig)
     assert (d["beta1"], d["beta2"]) == (0.9, 0.95)
+
+
+def test_default_stride_is_the_papers():
+    """Sec 3.2 (PAPER.md 2.1): "sliding window approach following Press et al. (2022) with stride S = 256".
+    --stride's default is unset: 256 wherever every length is at least 256, a shorter length's own otherwise."""
+    assert _defaults(PplConfig)["stride"] is None
+    assert default_stride(None, [2048, 4096, 8192]) == 256 == default_stride(None, [256])
+    assert default_stride(None, [128, 512]) == 128 and default_stride(64, [128, 512]) == 64

@@ -49,7 +49,10 @@ class PplConfig:
         16384, "at most this many tokens per forward pass (windows are batched)", at_least=1
     )
     bootstrap: int = knob(
-        1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
+        1000,
+        "bootstrap resamples over documents for the 95 percent confidence interval, 1..1000000",
+        at_least=1,
+        at_most=1_000_000,
     )
     seed: int = knob(0, "seed of the bootstrap, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
@@ -78,13 +81,23 @@ class PasskeyConfig:
         None, "prompt lengths in tokens, comma-separated (default: the model's window)", at_least=64
     )
     num_k: int = knob(
-        32, "distances k (key to end of prompt) uniformly over each length; 0 = none", at_least=0
+        32,
+        "distances k (key to end of prompt) uniformly over each length, 0..4096; 0 = none",
+        at_least=0,
+        at_most=4096,
     )
-    trials: int = knob(10, "trials per k (and per depth), each with a fresh random 5-digit key", at_least=1)
+    trials: int = knob(
+        10,
+        "trials per k (and per depth), each with a fresh random 5-digit key, 1..10000",
+        at_least=1,
+        at_most=10_000,
+    )
     depths: list[float] | None = knob(
         None, "also a length x depth grid: key depths in [0,1] (0 = start of the text, 1 = end)"
     )
-    max_new_tokens: int = knob(10, "tokens to generate greedily after the prompt", at_least=1)
+    max_new_tokens: int = knob(
+        10, "tokens to generate greedily after the prompt, 1..4096", at_least=1, at_most=4096
+    )
     seed: int = knob(0, "seed of the keys, 0..2**32-1", at_least=0, at_most=SEED_MAX)
     allow_extrapolation: bool = knob(False, "allow --lengths beyond the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
@@ -119,7 +132,9 @@ class SummarizeConfig:
     max_input_tokens: int = knob(
         15000, "cut each document to its first N tokens (the paper: 15000)", at_least=1
     )
-    max_new_tokens: int = knob(1000, "longest summary in tokens (the paper: 1000)", at_least=1)
+    max_new_tokens: int = knob(
+        1000, "longest summary in tokens (the paper: 1000), 1..65536", at_least=1, at_most=65536
+    )
     temperature: float = knob(0.5, "sampling temperature (0 = greedy)")
     top_p: float = knob(0.95, "nucleus sampling: keep the most likely tokens up to this probability mass")
     seed: int = knob(
@@ -129,7 +144,10 @@ class SummarizeConfig:
         at_most=SEED_MAX,
     )
     bootstrap: int = knob(
-        1000, "bootstrap resamples over documents for the 95 percent confidence interval", at_least=1
+        1000,
+        "bootstrap resamples over documents for the 95 percent confidence interval, 1..1000000",
+        at_least=1,
+        at_most=1_000_000,
     )
     allow_extrapolation: bool = knob(False, "allow prompt + summary to exceed the model's (scaled) window")
     rope: RopeScaling | None = knob(None, "scaling applied on load (default: the model's own)")
