@@ -83,7 +83,7 @@ def test_stage_two_is_the_configuration_recorded_when_the_base_model_was_trained
     # knobs added after the base was made: at the defaults that keep the old behaviour
     newer = {k: v for k, v in got.items() if k not in want}
     assert newer == {"deterministic": False, "passkey_span_mix": False, "positions": "contiguous",
-                     "pose_chunks": 2, "target_window": None}  # fmt: skip
+                     "pose_chunks": 2, "target_window": None, "allow_smaller_window": False}  # fmt: skip
 
 
 def test_pretrain_starts_from_its_shipped_recipe():
@@ -168,7 +168,8 @@ def test_a_base_without_recipe_json_reproduces_its_command(tmp_path):
     cfg = _parse("pretrain --out x --seq-len 64 --lr 0.01 --hidden-size 64 --passkey-fraction 0.2 --lr 0.01")
     base = tmp_path / "b"
     base.mkdir()
-    (base / "config.json").write_text(json.dumps({"max_position_embeddings": 64}))
+    # a config transformers can read (the demo reads the window through models/, as for any checkpoint)
+    (base / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 64}))
     outputs.write_json(base / "ropescale.json", {"command": "pretrain", "config": cfg, "parameters": 1})
     info = base_info(base)
     assert (info["passkey_fraction"], info["data"], info["window"]) == (0.2, "shakespeare", 64)
