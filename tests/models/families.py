@@ -199,8 +199,11 @@ keeps it in sync. Every family is a tiny random checkpoint that stock transforme
 checks that `ropescale extend` writes a checkpoint that stock transformers, in a fresh process, loads to
 the same logits as ropescale's in-memory scaling (relative difference < 1e-5 on 250 tokens, beyond the
 original window), and that the rotary table equals what transformers computes from the intended rope
-parameters typed by hand. Methods tried: {methods} (factor 2; `abf` to base 1e6). `longrope` takes
-per-dimension factors that the user supplies and is not part of the matrix.
+parameters typed by hand. The serving hints printed with it are checked too: the vLLM `--hf-overrides`
+applied to the original config gives the saved rope settings, and the llama.cpp flags, through a model of
+ggml's rope, give the live frequencies (or a note says what llama.cpp cannot take from a flag). Methods
+tried: {methods} (factor 2; `abf` to base 1e6). `longrope` takes per-dimension factors that the user
+supplies and is not part of the matrix.
 
 Models that nest their rope by layer type (Gemma 3/4, Olmo 3) have the full-attention layers scaled by
 default; sliding-window layers only see distances below their window (`--layer-types` picks others).

@@ -80,6 +80,49 @@ def hand_typed(config, live_plan) -> tuple[torch.Tensor, float] | None:
     return module.inv_freq.clone(), float(module.attention_scaling)
 
 
+def llama_cpp_rope(args: list[str], base: float, n_rot: int) -> tuple[torch.Tensor, float] | None:
+    """The frequencies and cos/sin factor llama.cpp uses on a layer without a sliding window, given the
+    printed runtime flags and the unscaled GGUF (freq_base = base, rope.dimension_count = n_rot), after
+    ggml's rope: theta = freq_base^(-i0/n_rot) (i0 = 0, 2, ..), times freq_scale = 1 / --rope-scale; for
+    yarn the ramp over ggml_rope_yarn_corr_dims (floor / ceil, clamped) and mscale 1 + 0.1 ln(1/freq_scale).
+    None: the flags set no rope at all (llama.cpp runs the GGUF's rope)."""
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    if not {"--rope-scale", "--rope-freq-base", "--rope-scaling"} & set(opts):
+        return None
+    freq_base = float(opts.get("--rope-freq-base", base))
+    freq_scale = 1.0 / float(opts.get("--rope-scale", 1.0))
+    extrap = freq_base ** (-torch.arange(0, n_rot, 2, dtype=torch.float64) / n_rot)
+    if opts.get("--rope-scaling", "linear") != "yarn":
+        return extrap * freq_scale, 1.0
+    ctx = int(opts["--yarn-orig-ctx"])
+
+    def corr_dim(rotations: float) -> float:
+        return n_rot * math.log(ctx / (rotations * 2 * math.pi)) / (2 * math.log(freq_base))
+
+    low = max(0, math.floor(corr_dim(float(opts.get("--yarn-beta-fast", 32.0)))))
+    high = min(n_rot - 1, math.ceil(corr_dim(float(opts.get("--yarn-beta-slow", 1.0)))))
+    y = (torch.arange(n_rot // 2, dtype=torch.float64) - low) / max(0.001, high - low)
+    mix = 1 - y.clamp(0, 1)  # ext_factor 1 for yarn
+    return extrap * freq_scale * (1 - mix) + extrap * mix, 1 + 0.1 * math.log(1 / freq_scale)
+
+
+def check_llama_cpp(flags: dict, plan, live: tuple[torch.Tensor, float], compare: bool) -> None:
+    """The printed llama.cpp flags, run on the unscaled GGUF, give the live model's frequencies and factor
+    (`compare`: False for a rope llama_cpp_rope does not model, Gemma 4's proportional one); flags that
+    cannot say the method say so in a note; rope keys only the GGUF carries are named in a note."""
+    cpp = llama_cpp_rope(flags["args"], plan.base, plan.rotary_dim)
+    if cpp is None and plan.spec.rope_type != "none":
+        assert flags["notes"], flags  # llama3, dynamic, longrope: the runtime has no flag, a note says so
+    elif compare:
+        cpp = cpp or llama_cpp_rope(["--rope-scale", "1"], plan.base, plan.rotary_dim)
+        torch.testing.assert_close(live[0].double(), cpp[0], rtol=1e-5, atol=0)
+        assert live[1] == pytest.approx(cpp[1], rel=1e-6)
+    params = [plan.rope_parameters[lt] for lt in plan.layer_types] or [plan.rope_parameters]
+    for key in ("mscale_all_dim", "llama_4_scaling_beta"):
+        if any(p.get(key) for p in params):
+            assert any(key in n and "from the GGUF" in n for n in flags["notes"]), (key, flags["notes"])
+
+
 def one_line(err: Exception) -> str:
     text = str(err)
     assert text and "\n" not in text and "Traceback" not in text, text
@@ -111,14 +154,16 @@ def test_family_matrix(family, tmp_path):
         live, _ = ropescale.load_model(str(original), rope=spec)
         with torch.no_grad():
             live_logits[str(out)] = live(ids).logits
+        (_, module), *_ = compat.rotary_modules(live)
+        layer = plan.layer_types[0] if plan.layer_types else None
+        got = compat.live_rotary(module, plan.spec.new_window, layer)
+        check_llama_cpp(result["serving"]["llama_cpp"], plan, got, family.name != "Gemma 4")
         want = hand_typed(config, plan)
-        if want is not None:  # inv_freq / attention factor equal to transformers' own on typed parameters
-            (_, module), *_ = compat.rotary_modules(live)
-            layer = plan.layer_types[0] if plan.layer_types else None
-            got = compat.live_rotary(module, plan.spec.new_window, layer)
-            if family.name != "Gemma 4":  # its full layers are proportional: compared in the next test
-                torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=0)
-                assert got[1] == pytest.approx(want[1], rel=1e-6)
+        # inv_freq / attention factor equal to transformers' own on typed parameters (Gemma 4's full layers
+        # are proportional: compared in test_family_defects)
+        if want is not None and family.name != "Gemma 4":
+            torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=0)
+            assert got[1] == pytest.approx(want[1], rel=1e-6)
         rows[name] = plan
     if live_logits:
         torch.save(ids, tmp_path / "ids.pt")
@@ -222,6 +267,10 @@ def test_family_commands(family, tmp_path, capsys):
                            "--offsets", 8, "--json"], capsys)  # fmt: skip
     assert code == 0 or _one_line_refusal(code, err), err
     outcome = {"inspect": "ok", "theory --short-range": "ok" if code == 0 else err.strip()}
+    code, out, err = _cli(["theory", model, *scaling, "--text", text, "--tokens", 40, "--pairs", 200,
+                           "--out", tmp_path / "theory.json"], capsys)  # fmt: skip
+    assert code == 0 or _one_line_refusal(code, err), err
+    outcome["theory"] = "ok" if code == 0 else err.strip()
     window = plan_scaling(config, METHODS[method]).spec.new_window
     code, out, err = _cli(["eval", "ppl", "--model", model, "--data", data, "--lengths", f"64,{window}",
                            "--max-docs", 2, *scaling, "--out", tmp_path / "ppl.json"], capsys)  # fmt: skip

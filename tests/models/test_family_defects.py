@@ -4,6 +4,8 @@ rope keys ropescale does not model, true refusals, Phi-3's rope types, inspect o
 from __future__ import annotations
 
 import copy
+import json
+import math
 
 import pytest
 import torch
@@ -17,9 +19,10 @@ from ropescale.config import LoadOptions
 from ropescale.models import NotRopeModelError, plan_scaling
 from ropescale.models.prepare import prepare_model
 from ropescale.rope import proportional_freqs
+from ropescale.theory.model import heads_first
 
 from ..conftest import save_tiny_llama, tiny_llama_config
-from .families import BY_NAME, tiny_config
+from .families import BY_NAME, save_family, tiny_config
 
 
 def _dir(config, path):
@@ -135,8 +138,90 @@ def test_inspect_on_per_layer_type_rope(tmp_path, capsys):
     path = _dir(tiny_config(BY_NAME["Gemma 3"]), tmp_path / "gemma3")
     assert main(["inspect", str(path), "--method", "yarn", "--factor", "2"]) == 0
     out = capsys.readouterr().out
-    assert "scaled layer types: full_attention" in out
+    assert "rope per layer type" in out
+    assert "full_attention: yarn x2, base 1e+06, rotary dim 16 of head 16 - scaled" in out
+    assert "sliding_attention: default, base 10000, rotary dim 16 of head 16 - kept" in out
     assert "live rotary module matches the config: yes" in out
+
+
+def test_inspect_table_of_a_proportional_rope_is_transformers_own(tmp_path, capsys):
+    """Gemma 4's full-attention layers (proportional: b^(-2i/H) over a quarter of the head): inspect's
+    per-dimension wavelengths before and after PI x2 are 2 pi over the tables transformers builds."""
+    config = tiny_config(BY_NAME["Gemma 4"])
+    path = _dir(config, tmp_path / "gemma4")
+    assert main(["inspect", str(path), "--method", "linear", "--factor", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["table_note"] and "proportional" in r["table_note"] and r["rotary_dim"] == 8
+    model = AutoModelForCausalLM.from_config(copy.deepcopy(config)).eval()
+    plain = model.model.rotary_emb.full_attention_inv_freq.double()[:4]
+    scale_model(model, RopeScaling("linear", 2.0))
+    scaled = model.model.rotary_emb.full_attention_inv_freq.double()[:4]
+    got = torch.tensor(
+        [[d["wavelength"], d["scaled_wavelength"]] for d in r["dimensions"]], dtype=torch.float64
+    )
+    want = torch.stack((2 * math.pi / plain, 2 * math.pi / scaled), dim=1)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    kinds = {x["layer_type"]: (x["rope_type"], x["scaled"]) for x in r["layers"]}
+    assert kinds == {"sliding_attention": ("default", False), "full_attention": ("proportional", True)}
+
+
+def test_theory_on_per_layer_type_rope_analyses_the_scaled_layers(tmp_path, capsys):
+    """Gemma 3 normalises q/k after moving heads first, (1, H, T, D): theory used to read it as
+    (1, T, H, D) and fail with a shape error; it now analyses the full-attention layers only."""
+    torch.manual_seed(0)
+    config = tiny_config(BY_NAME["Gemma 3"])
+    path = save_family(AutoModelForCausalLM.from_config(config).eval(), tmp_path / "gemma3")
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(f"w{i % 200 + 3}" for i in range(120)))
+    argv = [
+        "theory",
+        str(path),
+        "--method",
+        "linear",
+        "--factor",
+        "2",
+        "--text",
+        str(text),
+        "--tokens",
+        "100",
+    ]
+    assert main([*argv, "--json", "--out", str(tmp_path / "th.json")]) == 0, capsys.readouterr().err
+    r = json.loads(capsys.readouterr().out)["model_report"]
+    assert [row["layer"] for row in r["layers"]] == [1]  # layer_types: sliding, full
+    assert {x["layer_type"]: x["scaled"] for x in r["layer_ropes"]} == {
+        "sliding_attention": False,
+        "full_attention": True,
+    }
+    assert main([*argv, "--out", str(tmp_path / "th2.json")]) == 0
+    assert "sliding_attention: default, base 10000" in capsys.readouterr().out
+
+
+def test_heads_first_reads_every_layout():
+    x = torch.randn(1, 7, 3, 4)  # (1, T, H, D)
+    want = x[0].transpose(0, 1)
+    for layout in (x, x.transpose(1, 2), x.reshape(1, 7, 12)):
+        assert torch.equal(heads_first(layout, 7, 4), want)
+    with pytest.raises(ValueError, match="--tokens"):
+        heads_first(torch.randn(1, 3, 3, 4), 3, 4)
+
+
+def test_report_names_the_scaled_layer_types(tmp_path, capsys):
+    torch.manual_seed(0)
+    config = tiny_config(BY_NAME["Gemma 3"])
+    path = save_family(AutoModelForCausalLM.from_config(config).eval(), tmp_path / "gemma3")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "0.txt").write_text(" ".join(f"w{i % 200 + 3}" for i in range(300)))
+    result = tmp_path / "ppl.json"
+    assert main(["eval", "ppl", "--model", str(path), "--data", str(data), "--lengths", "256", "--method",
+                 "linear", "--factor", "2", "--out", str(result)]) == 0  # fmt: skip
+    assert main(["report", str(result), "--out", str(tmp_path / "rep"), "--no-plots"]) == 0, (
+        capsys.readouterr()
+    )
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "linear x2 on full_attention" in text
+    assert "## Rope per layer type" in text
+    assert "full_attention linear x2 base 1e+06 (scaled); sliding_attention default base 10000 (kept)" in text
 
 
 def test_layer_types_picks_the_scaled_layers(tmp_path, capsys):
@@ -152,6 +237,10 @@ def test_layer_types_picks_the_scaled_layers(tmp_path, capsys):
     assert "--layer-types local" in err and "sliding_attention" in err and "\n" not in err
     assert not out.exists()
     assert main([*base, "--layer-types", "sliding_attention"]) == 0, capsys.readouterr().err
+    # llama.cpp's rope flags act on the layers without a sliding window only: the hint says so
+    assert (
+        "leave sliding-window layers alone: the scaling of the sliding_attention" in capsys.readouterr().out
+    )
     saved = AutoConfig.from_pretrained(out).rope_parameters
     assert saved["sliding_attention"]["rope_type"] == "yarn" and saved["sliding_attention"]["factor"] == 2.0
     original = AutoConfig.from_pretrained(path).rope_parameters

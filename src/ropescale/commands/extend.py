@@ -46,7 +46,7 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
     replaced = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
-    serving = serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters)
+    serving = serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config))
     with outputs.atomic_dir(out, cfg.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -10,7 +10,15 @@ from ..models import compat
 from ..models.export import serving_flags
 from ..models.load import load_config, rope_source
 from ..models.prepare import prepare_model
-from ..models.scale import carried, check_rotary, current_plan, rope_state
+from ..models.scale import (
+    carried,
+    check_rotary,
+    current_plan,
+    format_layer_ropes,
+    layer_ropes,
+    rope_state,
+    standard_base,
+)
 from ..rope import base_bound, dimension_table, format_base_bound_line
 from ..rope.resolution import format_resolution, resolution
 
@@ -40,6 +48,9 @@ class InspectResult(TypedDict):
     serving: dict[str, Any]
     carries: str | None  # the scaling the model already carries and what --factor means for it
     layer_types: list[str]  # the scaled layer types of a model with rope per layer type ([]: one rope)
+    layers: list[dict[str, Any]]  # models.scale.layer_ropes: every layer type's rope ([]: one rope)
+    table_base: float  # the standard-formula base of the table, resolution and bound (standard_base)
+    table_note: str | None  # how a proportional rope maps onto that base (None: the rope is standard)
 
 
 def run_inspect(cfg: InspectConfig) -> InspectResult:
@@ -47,7 +58,8 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
     state = rope_state(model.config)
     problems = check_rotary(model)
-    dims = dimension_table(state.rotary_dim, state.base, spec)
+    base, note = standard_base(model.config, state)
+    dims = dimension_table(state.rotary_dim, base, spec)
     kinds = [d["kind"] for d in dims]
     source = (
         "--method (a preview)" if cfg.rope is not None else rope_source(cfg.model, cfg.load.trust_remote_code)
@@ -66,6 +78,9 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
         "scaling_source": source,
         "carries": carries,
         "layer_types": list(state.layer_types),
+        "layers": layer_ropes(model.config),
+        "table_base": base,
+        "table_note": note,
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
@@ -73,12 +88,10 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
         "rope_parameters": current_plan(model.config).rope_parameters,
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
-        "resolution": resolution(state.rotary_dim, state.base, spec),
-        "base_bound": base_bound(state.rotary_dim, state.base, spec, windows=(spec.new_window,)),
+        "resolution": resolution(state.rotary_dim, base, spec),
+        "base_bound": base_bound(state.rotary_dim, base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
-        "serving": serving_flags(
-            spec, state.base, state.rotary_dim, current_plan(model.config).rope_parameters
-        ),
+        "serving": serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config)),
     }
 
 
@@ -92,15 +105,12 @@ def format_inspect(r: InspectResult) -> str:
         f"{r['rotary_dim']}, factor {r['factor']:g}",
         f"  scaling from: {r['scaling_source']}",
         *([f"  {r['carries']}"] if r.get("carries") else []),
-        *(
-            [f"  scaled layer types: {', '.join(r['layer_types'])} (the others keep their rope)"]
-            if r.get("layer_types")
-            else []
-        ),
+        *format_layer_ropes(r["layers"]),
         f"  window: original {r['original_window']} -> new {r['new_window']} "
         f"(max_position_embeddings {r['max_position_embeddings']})",
         f"  dimensions: {c['extrapolated']} extrapolated (frequency kept), {c['interpolated']} interpolated "
         f"(divided by s), {c['blended']} blended",
+        *([f"  {r['table_note']}"] if r.get("table_note") else []),
         *format_resolution(r["resolution"]),
         format_base_bound_line(r["base_bound"]),
         "",

@@ -51,6 +51,10 @@ def run_report(cfg: ReportConfig) -> ReportResult:
     outputs.check_out_dir(cfg.out, cfg.overwrite)  # before any work
     grouped = load_results(list(cfg.results))
     sections = [s for kind in KINDS for s in _guarded(grouped, kind, TABLES[kind], grouped[kind])]
+    ropes = {
+        k: v for kind in KINDS for k, v in _guarded(grouped, kind, tables.layer_ropes, grouped[kind]).items()
+    }
+    sections += tables.layer_rope_section(ropes)
     sources = "\n".join(f"- `{r['_path']}` ({k})" for k in KINDS for r in grouped[k])
     text = "# ropescale evaluation report\n\n" + "\n\n".join(sections) + f"\n\nSources:\n{sources}\n"
     files = ["report.md"]

@@ -13,6 +13,7 @@ from ..config import RopeScaling, TheoryConfig
 from ..data.corpora import read_text_file
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
+from ..models.scale import format_layer_ropes, layer_ropes, standard_base
 from ..rope import base_bound, base_inv_freq, format_base_bound
 from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
 from ..theory.bounds import (
@@ -56,7 +57,7 @@ def analyse(
     """Per layer: max|h| over the sample's causal pairs, the Theorem 2.1 and Eq. 8 bounds at the new window,
     and the measured range of a(s) with the method's frequencies inside [0, L) and beyond [L, L')."""
     state = rope_state(model.config)
-    d, base = state.rotary_dim, state.base
+    d, (base, note) = state.rotary_dim, standard_base(model.config, state)
     orig, new = windows(spec)
     theta, scaled = base_inv_freq(d, base), scaled_theta(d, base, spec)
     beyond = torch.arange(orig, new)
@@ -65,7 +66,7 @@ def analyse(
     qk = capture_qk(model, input_ids)
     idx = sample_pairs(input_ids.shape[1], pairs, seed)
     layers = []
-    for i, (q, k) in enumerate(qk):
+    for i, (q, k) in _scaled_layers(model.config, state.layer_types, qk):
         if q.shape[-1] != d:
             raise ValueError(f"head_dim {q.shape[-1]} != rotary dim {d}: partial RoPE is not supported here")
         row = {"layer": i, **layer_stats(q, k, idx, theta, scaled, (orig, new))}
@@ -74,6 +75,8 @@ def analyse(
         "rotary_dim": d,
         "base": base,
         "layer_types": list(state.layer_types),
+        "layer_ropes": layer_ropes(model.config),
+        "table_note": note,
         "scaling": spec.to_dict(),
         **regime(d, base, spec),
         "num_heads": qk[0][0].shape[0],
@@ -86,6 +89,17 @@ def analyse(
         "base_bound": base_bound(d, base, spec),
         "layers": layers,
     }
+
+
+def _scaled_layers(config: Any, scaled: tuple[str, ...], qk: list) -> list[tuple[int, Any]]:
+    """(layer index, (q, k)) of the layers the scaling applies to: all of them for one rope dict, else
+    those whose config.layer_types entry is a scaled layer type (the others keep a rope of their own)."""
+    kinds = getattr(config, "layer_types", None)
+    if not scaled or not kinds:
+        return list(enumerate(qk))
+    if len(kinds) != len(qk):
+        raise ValueError(f"found {len(qk)} attention modules for {len(kinds)} layer types in the config")
+    return [(i, x) for i, x in enumerate(qk) if kinds[i] in scaled]
 
 
 def _opt_mul(x: float, y: float | None) -> float | None:
@@ -240,10 +254,13 @@ def format_model(r: dict[str, Any]) -> list[str]:
         f"{r['num_kv_heads']} kv heads; method {sc['rope_type']}, factor {sc['factor']:g}: L = {orig} -> L' = {new}",
     ]
     if r.get("layer_types"):
+        lines += format_layer_ropes(r.get("layer_ropes", []))
         lines.append(
-            f"  rope per layer type: base and rotary dim of the {', '.join(r['layer_types'])} layers (the scaled "
-            "ones); the other layer types keep their own rope"
+            f"  analysed: the {', '.join(r['layer_types'])} layers (the scaled ones), with their base and rotary "
+            "dim; the other layer types keep their own rope and only see distances below their window"
         )
+    if r.get("table_note"):
+        lines.append(f"  {r['table_note']}")
     if r["regime"] == "original":
         lines.append(
             "  regime: no new positions (L' = L); pass --method and --factor to analyse a longer window"

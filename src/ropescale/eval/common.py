@@ -11,6 +11,7 @@ import numpy as np
 from .. import outputs
 from ..config import LoadOptions, RopeScaling
 from ..models.prepare import prepare_model
+from ..models.scale import layer_ropes
 
 
 class ModelInfo(TypedDict, total=False):
@@ -22,6 +23,7 @@ class ModelInfo(TypedDict, total=False):
     original_window: int  # L
     window: int  # L' = s * L
     scaling: dict[str, Any]  # RopeScaling.to_dict()
+    layers: list[dict[str, Any]]  # models.scale.layer_ropes: the rope per layer type ([]: one rope dict)
     load_s: float
 
 
@@ -67,6 +69,7 @@ def describe(name: str, spec: RopeScaling, model: Any) -> ModelInfo:
         "original_window": int(original),
         "window": int(window),
         "scaling": spec.to_dict(),
+        "layers": layer_ropes(model.config),
     }
 
 

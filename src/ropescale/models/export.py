@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import RopeScaling
 from ..rope import METHODS
-from .scale import transformers_rope
+from .scale import ScalingPlan, transformers_rope
 
 
 def vllm_flags(
@@ -35,18 +35,59 @@ def vllm_flags(
     return {"args": args, "command": "vllm serve MODEL " + shlex.join(args), "notes": notes}
 
 
-def llama_cpp_flags(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str, Any]:
+def llama_cpp_flags(
+    spec: RopeScaling, base: float, rotary_dim: int, plan: ScalingPlan | None = None
+) -> dict[str, Any]:
     """llama.cpp (llama-cli / llama-server) runtime flags for the unscaled GGUF, plus what its HF->GGUF
-    converter keeps from a scaled config.json."""
+    converter keeps from a scaled config.json. `plan`: the scaled model's plan; with it, the notes also say
+    what of the scaled config no runtime flag carries (`llama_cpp_gaps`)."""
     flags, notes = METHODS[spec.rope_type].llama_cpp(spec, base, rotary_dim)
     args = ["-c", str(spec.new_window), *flags]
+    notes = [*notes, *([] if plan is None else llama_cpp_gaps(plan, bool(flags)))]
     return {"args": args, "command": "llama-server -m MODEL.gguf " + shlex.join(args), "notes": notes}
 
 
+# rope keys a scaled config may carry that llama.cpp reads from the GGUF only (no runtime flag sets them)
+GGUF_ONLY_KEYS = {
+    "mscale_all_dim": "the softmax scale DeepSeek's MLA derives from mscale_all_dim (GGUF "
+    "rope.scaling.yarn_log_multiplier)",
+    "llama_4_scaling_beta": "the position-dependent query temperature (llama_4_scaling_beta)",
+}
+
+
+def llama_cpp_gaps(plan: ScalingPlan, has_flags: bool) -> list[str]:
+    """What of a scaled config llama.cpp's runtime flags do not carry: llama.cpp applies --rope-scale and
+    --rope-freq-base to the layers that are not sliding-window ones only, and takes some rope keys from
+    the GGUF alone. Each gap says to convert the extended checkpoint instead (`extend --gguf`)."""
+    layers = plan.layer_types
+    per = plan.rope_parameters
+    scaled = [per[lt] for lt in layers] if layers else [per]
+    notes = []
+    sliding = [lt for lt in layers if "sliding" in lt]
+    if has_flags and layers and not sliding:
+        notes.append(
+            f"llama.cpp applies these flags to the layers without a sliding window, the {', '.join(layers)} "
+            "layers ropescale scales; the sliding-window layers keep the GGUF's own rope, as here"
+        )
+    if sliding:
+        notes.append(
+            f"llama.cpp's rope flags leave sliding-window layers alone: the scaling of the {', '.join(sliding)} "
+            "layers reaches llama.cpp only through the converted extended checkpoint (ropescale extend --gguf)"
+        )
+    for key, what in GGUF_ONLY_KEYS.items():
+        if any(p.get(key) for p in scaled):
+            notes.append(
+                f"{what} is read from the GGUF, not from a flag: convert the extended checkpoint for it ({key})"
+            )
+    return notes
+
+
 def serving_flags(
-    spec: RopeScaling, base: float, rotary_dim: int, rope_parameters: dict[str, Any] | None = None
+    spec: RopeScaling, base: float, rotary_dim: int, plan: ScalingPlan | None = None
 ) -> dict[str, Any]:
+    """vLLM and llama.cpp flags for `spec`; `plan` (the scaled model's) makes them whole for its config."""
+    params = None if plan is None else plan.rope_parameters
     return {
-        "vllm": vllm_flags(spec, base, rotary_dim, rope_parameters),
-        "llama_cpp": llama_cpp_flags(spec, base, rotary_dim),
+        "vllm": vllm_flags(spec, base, rotary_dim, params),
+        "llama_cpp": llama_cpp_flags(spec, base, rotary_dim, plan),
     }

@@ -207,6 +207,58 @@ def as_longrope(spec: RopeScaling, base: float, rotary_dim: int) -> dict[str, An
     }
 
 
+def layer_ropes(config: Any) -> list[dict[str, Any]]:
+    """One entry per layer type of a model that nests its rope by layer type ([] for one rope dict): its
+    rope type, base, factor (None: none), rotary and head dims, and whether the scaling applies to it."""
+    per = compat.layer_rope_parameters(config)
+    if None in per:
+        return []
+    scaled = set(rope_state(config).layer_types)
+    return [
+        {
+            "layer_type": lt,
+            "rope_type": p["rope_type"],
+            "rope_theta": float(p["rope_theta"]),
+            "factor": p.get("factor"),
+            "rotary_dim": compat.rotary_dim(config, lt),
+            "head_dim": compat.head_dim(config, lt),
+            "scaled": lt in scaled,
+        }
+        for lt, p in per.items()
+    ]
+
+
+def format_layer_ropes(layers: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    """`layer_ropes` as lines: one per layer type (its rope, and whether it is scaled); [] for one rope."""
+    if not layers:
+        return []
+    lines = [f"{indent}rope per layer type (the scaling applies to the scaled ones; the others keep theirs):"]
+    for x in layers:
+        factor = f" x{x['factor']:g}" if x.get("factor") not in (None, 1, 1.0) else ""
+        lines.append(
+            f"{indent}  {x['layer_type']}: {x['rope_type']}{factor}, base {x['rope_theta']:g}, rotary dim "
+            f"{x['rotary_dim']} of head {x['head_dim']} - {'scaled' if x['scaled'] else 'kept'}"
+        )
+    return lines
+
+
+def standard_base(config: Any, state: RopeState) -> tuple[float, str | None]:
+    """The base b' whose standard frequencies b'^(-2i/d) over the rotary dim d are those of the first
+    scaled layer type: its own base, or, for a `proportional` rope (Gemma 4: b^(-2i/H) over the head size
+    H for the first d/2 pairs), b^(d/H). With the second value, one line saying so (None: standard)."""
+    lt = state.layer_types[0] if state.layer_types else None
+    unscaled = _unscaled(config).get(lt) or compat.layer_rope_parameters(config)[lt]
+    if unscaled.get("rope_type") != "proportional":
+        return state.base, None
+    d, head = state.rotary_dim, compat.head_dim(config, lt)
+    b = state.base ** (d / head)
+    return b, (
+        f"{lt or 'all'} layers: proportional rope, frequencies {state.base:g}^(-2i/{head}) for the first {d // 2} "
+        f"pairs (the rest not rotated) = the standard ones of base {b:.6g} over rotary dim {d}; the table and "
+        f"the bound below use that base (a bound b* on it is rope_theta >= b*^({head}/{d}))"
+    )
+
+
 def carried(config: Any) -> str | None:
     """One line on the scaling a config already carries and what --factor means for it (None when the
     model is unscaled)."""

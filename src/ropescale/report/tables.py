@@ -9,9 +9,33 @@ from typing import Any
 
 
 def row_label(model: dict[str, Any]) -> tuple[str, str, int]:
-    """(model, method, window) of a result's model description."""
+    """(model, method, window) of a result's model description; a model with rope per layer type names the
+    layer types the method applies to (the others keep their rope)."""
     method = model["method"] if model["method"] == "none" else f"{model['method']} x{model['factor']:g}"
+    scaled = [x["layer_type"] for x in model.get("layers") or [] if x["scaled"]]
+    if scaled and model["method"] != "none":
+        method += f" on {'/'.join(scaled)}"
     return (model["name"], method, int(model["window"]))
+
+
+def layer_ropes(results: list[dict[str, Any]]) -> dict[tuple[str, str, int], str]:
+    """{row label: each layer type's rope} for the rows whose model has rope per layer type."""
+    lines = {}
+    for r in results:
+        model = r.get("model")
+        for x in (model.get("layers") or []) if isinstance(model, dict) else []:
+            factor = f" x{x['factor']:g}" if x.get("factor") not in (None, 1, 1.0) else ""
+            text = f"{x['layer_type']} {x['rope_type']}{factor} base {x['rope_theta']:g} "
+            text += "(scaled)" if x["scaled"] else "(kept)"
+            label = row_label(model)
+            lines[label] = f"{lines[label]}; {text}" if label in lines else text
+    return lines
+
+
+def layer_rope_section(lines: dict[tuple[str, str, int], str]) -> list[str]:
+    """The report's section on rope per layer type ([] when no row has one)."""
+    body = "\n".join(f"- {' / '.join(map(str, label))}: {text}" for label, text in lines.items())
+    return [f"## Rope per layer type\n\n{body}"] if lines else []
 
 
 def fmt_ppl(value: float | None) -> str:

@@ -49,9 +49,11 @@ def capture_qk(model: nn.Module, input_ids: torch.Tensor) -> list[tuple[torch.Te
     handles = []
     modules = attention_modules(model)
 
+    tokens = input_ids.shape[1]
+
     def hook(key: tuple[int, str], head_dim: int):
         def fn(_module, _inputs, output):
-            store[key] = output.detach().reshape(*output.shape[:2], -1, head_dim)[0].transpose(0, 1)
+            store[key] = heads_first(output.detach(), tokens, head_dim)
 
         return fn
 
@@ -67,6 +69,19 @@ def capture_qk(model: nn.Module, input_ids: torch.Tensor) -> list[tuple[torch.Te
             handle.remove()
     cpu = {key: value.to("cpu", torch.float64) for key, value in store.items()}
     return [(cpu[(i, "q")], cpu[(i, "k")]) for i in range(len(modules))]
+
+
+def heads_first(x: torch.Tensor, tokens: int, head_dim: int) -> torch.Tensor:
+    """A projection's or q/k norm's output for one sequence -> (H, T, D). Models apply the norm before or
+    after moving heads first: (1, T, H * D), (1, T, H, D) (Qwen3, Cohere) and (1, H, T, D) (Gemma 3) occur."""
+    if x.dim() == 3:
+        return x.reshape(x.shape[0], tokens, -1, head_dim)[0].transpose(0, 1)
+    if x.dim() == 4 and x.shape[-1] == head_dim and (x.shape[1] == tokens) != (x.shape[2] == tokens):
+        return x[0].transpose(0, 1) if x.shape[1] == tokens else x[0]
+    raise ValueError(
+        f"cannot tell heads from positions in a q/k of shape {tuple(x.shape)} ({tokens} tokens, head dim "
+        f"{head_dim}); use a --tokens that differs from the number of heads"
+    )
 
 
 def expand_kv(k: torch.Tensor, num_heads: int) -> torch.Tensor:
