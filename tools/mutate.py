@@ -156,6 +156,18 @@ MUTATIONS = [
     m("span-ratio-ignored", "data/sampler.py",
       [("    return max(1, seq_len // row_len)\n", "    return 1\n")],
       ["tests/data/test_passkey_sampler.py::test_passkey_batches_of_several_spans_keep_the_tokens_per_step"]),
+    # --- per-layer-type rope and serving hints (issue 27) ---
+    m("proportional-table-standard-base", "models/scale.py",
+      [("    b = state.base ** (d / head)\n", "    b = state.base\n")],
+      ["tests/models/test_family_defects.py::test_inspect_table_of_a_proportional_rope_is_transformers_own"]),
+    m("theory-qk-layout-assumed", "theory/model.py",
+      [("        return x[0].transpose(0, 1) if x.shape[1] == tokens else x[0]\n",
+        "        return x[0].transpose(0, 1)\n")],
+      ["tests/models/test_family_defects.py::test_theory_on_per_layer_type_rope_analyses_the_scaled_layers"]),
+    m("llama-cpp-rope-scale-inverted", "rope/methods.py",
+      [('["--rope-scaling", "linear", "--rope-scale", flag_number(s.factor)]',
+        '["--rope-scaling", "linear", "--rope-scale", flag_number(1 / s.factor)]')],
+      ["tests/models/test_families.py::test_family_matrix[Llama]"]),
 ]  # fmt: skip
 
 

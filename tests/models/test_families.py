@@ -80,9 +80,12 @@ def hand_typed(config, live_plan) -> tuple[torch.Tensor, float] | None:
     return module.inv_freq.clone(), float(module.attention_scaling)
 
 
-def llama_cpp_rope(args: list[str], base: float, n_rot: int) -> tuple[torch.Tensor, float] | None:
+def llama_cpp_rope(
+    args: list[str], base: float, n_rot: int, n_ctx_train: int
+) -> tuple[torch.Tensor, float] | None:
     """The frequencies and cos/sin factor llama.cpp uses on a layer without a sliding window, given the
-    printed runtime flags and the unscaled GGUF (freq_base = base, rope.dimension_count = n_rot), after
+    printed runtime flags and the unscaled GGUF (freq_base = base, rope.dimension_count = n_rot, its
+    training context n_ctx_train: YaRN's original context when --yarn-orig-ctx is not given), after
     ggml's rope: theta = freq_base^(-i0/n_rot) (i0 = 0, 2, ..), times freq_scale = 1 / --rope-scale; for
     yarn the ramp over ggml_rope_yarn_corr_dims (floor / ceil, clamped) and mscale 1 + 0.1 ln(1/freq_scale).
     None: the flags set no rope at all (llama.cpp runs the GGUF's rope)."""
@@ -94,7 +97,7 @@ def llama_cpp_rope(args: list[str], base: float, n_rot: int) -> tuple[torch.Tens
     extrap = freq_base ** (-torch.arange(0, n_rot, 2, dtype=torch.float64) / n_rot)
     if opts.get("--rope-scaling", "linear") != "yarn":
         return extrap * freq_scale, 1.0
-    ctx = int(opts["--yarn-orig-ctx"])
+    ctx = int(opts.get("--yarn-orig-ctx", n_ctx_train))
 
     def corr_dim(rotations: float) -> float:
         return n_rot * math.log(ctx / (rotations * 2 * math.pi)) / (2 * math.log(freq_base))
@@ -110,11 +113,12 @@ def check_llama_cpp(flags: dict, plan, live: tuple[torch.Tensor, float], compare
     """The printed llama.cpp flags, run on the unscaled GGUF, give the live model's frequencies and factor
     (`compare`: False for a rope llama_cpp_rope does not model, Gemma 4's proportional one); flags that
     cannot say the method say so in a note; rope keys only the GGUF carries are named in a note."""
-    cpp = llama_cpp_rope(flags["args"], plan.base, plan.rotary_dim)
+    ctx = plan.spec.original_max_position_embeddings
+    cpp = llama_cpp_rope(flags["args"], plan.base, plan.rotary_dim, ctx)
     if cpp is None and plan.spec.rope_type != "none":
         assert flags["notes"], flags  # llama3, dynamic, longrope: the runtime has no flag, a note says so
     elif compare:
-        cpp = cpp or llama_cpp_rope(["--rope-scale", "1"], plan.base, plan.rotary_dim)
+        cpp = cpp or llama_cpp_rope(["--rope-scale", "1"], plan.base, plan.rotary_dim, ctx)
         torch.testing.assert_close(live[0].double(), cpp[0], rtol=1e-5, atol=0)
         assert live[1] == pytest.approx(cpp[1], rel=1e-6)
     params = [plan.rope_parameters[lt] for lt in plan.layer_types] or [plan.rope_parameters]
