@@ -16,7 +16,7 @@ from ..models import compat, gguf
 from ..models.export import serving_flags
 from ..models.load import load_config
 from ..models.prepare import prepare_model
-from ..models.scale import carried, current_plan, logits_match, rope_state
+from ..models.scale import carried, current_plan, logits_match
 from ..rope import base_inv_freq, proportional_freqs
 
 
@@ -45,8 +45,8 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
         gguf.check_model_exportable(cfg.rope, load_config(cfg.model))
     replaced = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, tokenizer, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
-    state = rope_state(model.config)
-    serving = serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config))
+    plan = current_plan(model.config)
+    serving = serving_flags(spec, plan.base, plan.rotary_dim, plan)
     with outputs.atomic_dir(out, cfg.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -71,7 +71,7 @@ def run_extend(cfg: ExtendConfig) -> ExtendResult:
         "original_window": spec.original_max_position_embeddings,
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
-        "rope_parameters": current_plan(model.config).rope_parameters,
+        "rope_parameters": plan.rope_parameters,
         "inv_freq_ratio_range": saved,
         "serving": serving,
         "gguf": exported,

@@ -16,7 +16,6 @@ from ..models.scale import (
     current_plan,
     format_layer_ropes,
     layer_ropes,
-    rope_state,
     standard_base,
 )
 from ..rope import base_bound, dimension_table, format_base_bound_line
@@ -56,7 +55,7 @@ class InspectResult(TypedDict):
 def run_inspect(cfg: InspectConfig) -> InspectResult:
     carries = carried(load_config(cfg.model, cfg.load.trust_remote_code))
     model, _, spec = prepare_model(cfg.model, cfg.load, cfg.rope)
-    state = rope_state(model.config)
+    state = current_plan(model.config)  # the scaling the (previewed) model carries, with its rope dicts
     problems = check_rotary(model)
     base, note = standard_base(model.config, state)
     dims = dimension_table(state.rotary_dim, base, spec)
@@ -85,13 +84,13 @@ def run_inspect(cfg: InspectConfig) -> InspectResult:
         "new_window": spec.new_window,
         "max_position_embeddings": model.config.max_position_embeddings,
         "scaling": spec.to_dict(),
-        "rope_parameters": current_plan(model.config).rope_parameters,
+        "rope_parameters": state.rope_parameters,
         "counts": {k: kinds.count(k) for k in ("extrapolated", "interpolated", "blended")},
         "dimensions": dims,
         "resolution": resolution(state.rotary_dim, base, spec),
         "base_bound": base_bound(state.rotary_dim, base, spec, windows=(spec.new_window,)),
         "live_check": {"ok": not problems, "problems": problems},
-        "serving": serving_flags(spec, state.base, state.rotary_dim, current_plan(model.config)),
+        "serving": serving_flags(spec, state.base, state.rotary_dim, state),
     }
 
 

@@ -13,7 +13,7 @@ from ..config import RopeScaling, TheoryConfig
 from ..data.corpora import read_text_file
 from ..models import plan_scaling, rope_state, scale_model
 from ..models.prepare import prepare_model
-from ..models.scale import format_layer_ropes, layer_ropes, standard_base
+from ..models.scale import current_plan, format_layer_ropes, layer_ropes, standard_base
 from ..rope import base_bound, base_inv_freq, format_base_bound
 from ..rope.resolution import DEFAULT_ANGLE_RESOLUTION, format_resolution, resolution
 from ..theory.bounds import (
@@ -56,7 +56,7 @@ def analyse(
 ) -> dict[str, Any]:
     """Per layer: max|h| over the sample's causal pairs, the Theorem 2.1 and Eq. 8 bounds at the new window,
     and the measured range of a(s) with the method's frequencies inside [0, L) and beyond [L, L')."""
-    state = rope_state(model.config)
+    state = current_plan(model.config)
     d, (base, note) = state.rotary_dim, standard_base(model.config, state)
     orig, new = windows(spec)
     theta, scaled = base_inv_freq(d, base), scaled_theta(d, base, spec)
@@ -66,7 +66,7 @@ def analyse(
     qk = capture_qk(model, input_ids)
     idx = sample_pairs(input_ids.shape[1], pairs, seed)
     layers = []
-    for i, (q, k) in _scaled_layers(model.config, state.layer_types, qk):
+    for i, (q, k) in _analysed_layers(model.config, state.layer_types, qk):
         if q.shape[-1] != d:
             raise ValueError(f"head_dim {q.shape[-1]} != rotary dim {d}: partial RoPE is not supported here")
         row = {"layer": i, **layer_stats(q, k, idx, theta, scaled, (orig, new))}
@@ -91,7 +91,7 @@ def analyse(
     }
 
 
-def _scaled_layers(config: Any, scaled: tuple[str, ...], qk: list) -> list[tuple[int, Any]]:
+def _analysed_layers(config: Any, scaled: tuple[str, ...], qk: list) -> list[tuple[int, Any]]:
     """(layer index, (q, k)) of the layers the scaling applies to: all of them for one rope dict, else
     those whose config.layer_types entry is a scaled layer type (the others keep a rope of their own)."""
     kinds = getattr(config, "layer_types", None)

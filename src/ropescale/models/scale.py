@@ -242,18 +242,17 @@ def format_layer_ropes(layers: list[dict[str, Any]], indent: str = "  ") -> list
     return lines
 
 
-def standard_base(config: Any, state: RopeState) -> tuple[float, str | None]:
-    """The base b' whose standard frequencies b'^(-2i/d) over the rotary dim d are those of the first
-    scaled layer type: its own base, or, for a `proportional` rope (Gemma 4: b^(-2i/H) over the head size
-    H for the first d/2 pairs), b^(d/H). With the second value, one line saying so (None: standard)."""
-    lt = state.layer_types[0] if state.layer_types else None
-    unscaled = _unscaled(config).get(lt) or compat.layer_rope_parameters(config)[lt]
-    if unscaled.get("rope_type") != "proportional":
-        return state.base, None
-    d, head = state.rotary_dim, compat.head_dim(config, lt)
-    b = state.base ** (d / head)
+def standard_base(config: Any, plan: ScalingPlan) -> tuple[float, str | None]:
+    """The base b' whose standard frequencies b'^(-2i/d) over the rotary dim d are those of the plan's
+    first scaled layer type: its own base, or, for a `proportional` rope (Gemma 4: b^(-2i/H) over the head
+    size H for the first d/2 pairs), b^(d/H). With the second value, one line saying so (None: standard)."""
+    lt = plan.layer_types[0] if plan.layer_types else None
+    if plan.unscaled.get(lt, {}).get("rope_type") != "proportional":
+        return plan.base, None
+    d, head = plan.rotary_dim, compat.head_dim(config, lt)
+    b = plan.base ** (d / head)
     return b, (
-        f"{lt or 'all'} layers: proportional rope, frequencies {state.base:g}^(-2i/{head}) for the first {d // 2} "
+        f"{lt or 'all'} layers: proportional rope, frequencies {plan.base:g}^(-2i/{head}) for the first {d // 2} "
         f"pairs (the rest not rotated) = the standard ones of base {b:.6g} over rotary dim {d}; the table and "
         f"the bound below use that base (a bound b* on it is rope_theta >= b*^({head}/{d}))"
     )

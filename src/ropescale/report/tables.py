@@ -23,13 +23,15 @@ def layer_ropes(results: list[dict[str, Any]]) -> dict[tuple[str, str, int], str
     lines = {}
     for r in results:
         model = r.get("model")
-        for x in (model.get("layers") or []) if isinstance(model, dict) else []:
-            factor = f" x{x['factor']:g}" if x.get("factor") not in (None, 1, 1.0) else ""
-            text = f"{x['layer_type']} {x['rope_type']}{factor} base {x['rope_theta']:g} "
-            text += "(scaled)" if x["scaled"] else "(kept)"
-            label = row_label(model)
-            lines[label] = f"{lines[label]}; {text}" if label in lines else text
+        layers = (model.get("layers") or []) if isinstance(model, dict) else []
+        if layers:
+            lines[row_label(model)] = "; ".join(map(_layer_rope, layers))
     return lines
+
+
+def _layer_rope(x: dict[str, Any]) -> str:
+    factor = f" x{x['factor']:g}" if x.get("factor") not in (None, 1, 1.0) else ""
+    return f"{x['layer_type']} {x['rope_type']}{factor} base {x['rope_theta']:g} ({'scaled' if x['scaled'] else 'kept'})"
 
 
 def layer_rope_section(lines: dict[tuple[str, str, int], str]) -> list[str]:
