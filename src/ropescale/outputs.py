@@ -48,8 +48,12 @@ def check_location(out: Path, flag: str = "--out") -> None:
 
 def check_writable(out: Path, flag: str = "--out") -> None:
     """`out` can be created: its nearest existing ancestor is a directory this process may write in."""
-    out = Path(out)
     check_location(out, flag)
+    _check_parent_writable(Path(out), flag)
+
+
+def _check_parent_writable(out: Path, flag: str) -> None:
+    """`check_writable` after `check_location` (which every check of an output runs first)."""
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -70,7 +74,7 @@ def check_out_dir(out: Path, overwrite: bool, flag: str = "--out") -> None:
         raise ValueError(f"{flag} {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{flag} {out} exists and is not empty; pass --overwrite to replace it")
-    check_writable(out, flag)
+    _check_parent_writable(out, flag)
 
 
 def check_out_file(out: Path, flag: str = "--out", overwrite: bool = True) -> None:
@@ -82,7 +86,7 @@ def check_out_file(out: Path, flag: str = "--out", overwrite: bool = True) -> No
         raise ValueError(f"{flag} {out} is a directory; expected a file path")
     if out.exists() and not overwrite:
         raise ValueError(f"{flag} {out} exists; pass --overwrite to replace it")
-    check_writable(out, flag)
+    _check_parent_writable(out, flag)
 
 
 def missing_parents(out: Path) -> list[Path]:
